@@ -1,0 +1,53 @@
+rockspec_format = "3.0"
+package = "lua-unleashed"
+version = "0.1.0-1"
+source = {
+  url = "git+file:///lua-unleashed",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "The Unleashed inventory API for Lua 5.4: purchase orders, signed requests, concurrent paging",
+  detailed = [[
+A C core (libcurl, OpenSSL) that signs every request correctly, keeps
+connections alive, retries what is safe to retry and walks paginated lists
+with several pages in flight, under a thin Lua layer where a purchase order is
+a table with methods. Includes a local sandbox of the API for trying scripts
+without an account.]],
+  license = "MIT",
+  labels = { "http", "api", "inventory", "unleashed" },
+}
+dependencies = {
+  "lua >= 5.4",
+  "lua-cjson",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+  CRYPTO = { header = "openssl/hmac.h", library = "crypto" },
+  MICROHTTPD = { header = "microhttpd.h", library = "microhttpd" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    -- BEGIN modules (spec/rockspec_spec.lua checks this list against src/, sandbox/ and lua/)
+    ["unleashed.core"] = {
+      sources = { "src/client.c", "src/codec.c", "src/core.c", "src/query.c", "src/sign.c" },
+      libraries = { "curl", "crypto" },
+      incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+    },
+    ["unleashed.sandbox.httpd"] = {
+      sources = { "sandbox/httpd.c" },
+      libraries = { "microhttpd", "pthread" },
+      incdirs = { "src", "$(MICROHTTPD_INCDIR)" },
+      libdirs = { "$(MICROHTTPD_LIBDIR)" },
+    },
+    -- END modules
+  },
+  install = {
+    bin = {},
+  },
+}
+test = {
+  type = "command",
+  command = "sh tools/test",
+}

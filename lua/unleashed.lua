@@ -1,0 +1,2 @@
+local core = require "unleashed.core"
+return { sign = core.sign, version = core.version }
