@@ -25,6 +25,23 @@ void unl_push_openssl_error(lua_State *L, const char *what);
  * or a value that is a table, function, NaN or infinity. */
 void unl_query_push(lua_State *L, int idx);
 
+/* ---- dates.c ----------------------------------------------------------- */
+#include <stdint.h>
+#include <time.h>
+/* Parses a date the API uses or accepts: "/Date(ms)/" (optionally with an
+ * offset "+hhmm"/"-hhmm", ignored), "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS" with
+ * optional ".fff" and "Z". Sets *ms to milliseconds since 1970 UTC. Returns 0,
+ * or -1 for anything else (never reads past s[len]). */
+int unl_parse_date(const char *s, size_t len, int64_t *ms);
+/* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" and a NUL into out; returns its length
+ * (24 for years 0..9999), or 0 when ms is out of that range. */
+#define UNL_ISO_MAX 32
+size_t unl_format_iso(int64_t ms, char out[UNL_ISO_MAX]);
+/* Retry-After: delta-seconds or an HTTP date (IMF-fixdate, RFC 850, asctime).
+ * Sets *seconds to the wait from now (0 for a date in the past). Returns 0, or
+ * -1 when the value is neither form. */
+int unl_parse_retry_after(const char *s, size_t len, time_t now, double *seconds);
+
 /* ---- module parts: each adds its functions to the table on top --------- */
 void unl_open_codec(lua_State *L);   /* encode_query, normalize, date helpers */
 void unl_open_client(lua_State *L);  /* new_client, Client and Pager types */
