@@ -67,3 +67,8 @@ lint:
 
 clean:
 	rm -rf build build-san
+
+# Parts with build rules of their own (benchmarks, the embedding example,
+# fuzzing) keep them beside their code.
+-include bench/bench.mk
+-include examples/host/host.mk
