@@ -1,5 +1,941 @@
-/* stub: replaced by the sandbox's HTTP server */
-#include <lua.h>
+/* unleashed.sandbox.httpd: the sandbox's HTTP server (libmicrohttpd).
+ *
+ * libmicrohttpd runs one thread per connection. Those threads never touch
+ * Lua: a connection thread reads the request, puts it on the server's queue,
+ * wakes the thread inside run() through an eventfd and waits on the request's
+ * condition variable. run() calls the Lua handler for each queued request,
+ * one at a time, and hands the answer back. The connection thread then holds
+ * the response for its delay outside every lock, so slow answers on several
+ * connections overlap instead of queueing behind one another.
+ *
+ * SIGINT and SIGTERM are blocked from new() on (the daemon's threads inherit
+ * the mask, so no signal lands on them) and read by run() from a signalfd;
+ * run() restores the caller's mask when it returns. */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
 #include <lauxlib.h>
-int luaopen_unleashed_sandbox_httpd(lua_State *L);
-int luaopen_unleashed_sandbox_httpd(lua_State *L) { lua_newtable(L); return 1; }
+
+#include "unleashed.h"
+
+#define SERVER_MT "unleashed.sandbox.Server"
+#define MAX_BODY (16u * 1024u * 1024u)     /* larger request bodies get 413 */
+#define MAX_DELAY_MS 600000.0              /* a response is held ten minutes at most */
+#define INLINE_HEADERS 24
+
+UNLEASHED_API int luaopen_unleashed_sandbox_httpd(lua_State *L);
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* A header as the connection holds it: pointers into the connection's memory
+ * pool, valid while the request is being processed. */
+typedef struct {
+    const char *name, *value;
+    size_t name_len, value_len;
+} header_ref;
+
+typedef struct req {
+    struct req *next;                  /* the server's queue */
+    pthread_cond_t done_cond;
+    int done;                          /* answered: guarded by the server lock */
+    int phase;                         /* 0 before the first handler call, 1 after */
+    int too_large;
+    const char *method;
+    char *uri;                         /* raw request target; path and query split in place */
+    const char *query;
+    char *body;
+    size_t body_len, body_cap;
+    header_ref inline_headers[INLINE_HEADERS];
+    header_ref *headers;
+    size_t nheaders, headers_cap;
+    int headers_failed;
+    /* the answer, filled by run() */
+    unsigned status;
+    char *resp_body;                   /* malloc'd; handed to the MHD response */
+    size_t resp_len;
+    char *resp_headers;                /* "name\0value\0" * resp_nheaders */
+    size_t resp_nheaders;
+    double delay_ms;
+    int drop;
+} req;
+
+/* ---- the server box ------------------------------------------------------ */
+
+typedef struct {
+    struct MHD_Daemon *daemon;
+    pthread_mutex_t lock;
+    int lock_ready;
+    req *head, *tail;                  /* requests waiting for run() */
+    int efd;                           /* written when the queue becomes non-empty */
+    int closing;                       /* under lock: close() has begun */
+    int running;                       /* run() is on the stack (Lua thread only) */
+    int stop_requested;                /* Lua thread only */
+    int masked;                        /* SIGINT/SIGTERM blocked by us; oldmask restores */
+    sigset_t oldmask;
+    char *tls_cert, *tls_key;          /* MHD keeps pointers to these while it runs */
+    size_t tls_key_len;
+    unsigned port;
+} server;
+
+static void req_free_response(req *r)
+{
+    free(r->resp_body);
+    free(r->resp_headers);
+    r->resp_body = NULL;
+    r->resp_headers = NULL;
+    r->resp_len = r->resp_nheaders = 0;
+}
+
+static void req_free(req *r)
+{
+    if (r == NULL)
+        return;
+    pthread_cond_destroy(&r->done_cond);
+    free(r->uri);
+    free(r->body);
+    if (r->headers != r->inline_headers)
+        free(r->headers);
+    req_free_response(r);
+    free(r);
+}
+
+/* JSON text {"Description": "<prefix><msg>"} in a malloc'd buffer, or NULL. */
+static char *json_description(const char *prefix, const char *msg, size_t msglen, size_t *outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t plen = strlen(prefix), cap = 32 + plen + 6 * msglen, n = 0, i;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, "{\"Description\": \"", 17);
+    n = 17;
+    memcpy(out + n, prefix, plen);
+    n += plen;
+    for (i = 0; i < msglen; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(out + n, "\\u00", 4);
+            out[n + 4] = hex[c >> 4];
+            out[n + 5] = hex[c & 15];
+            n += 6;
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    memcpy(out + n, "\"}", 2);
+    n += 2;
+    *outlen = n;
+    return out;
+}
+
+static const char json_type[] = "Content-Type\0application/json";
+
+/* Replaces whatever answer r holds with status and a JSON description. */
+static void req_set_error(req *r, unsigned status, const char *prefix, const char *msg, size_t msglen)
+{
+    req_free_response(r);
+    r->status = status;
+    r->delay_ms = 0;
+    r->drop = 0;
+    r->resp_body = json_description(prefix, msg, msglen, &r->resp_len);
+    if (r->resp_body == NULL)
+        r->resp_len = 0;
+    r->resp_headers = malloc(sizeof json_type);
+    if (r->resp_headers != NULL) {
+        memcpy(r->resp_headers, json_type, sizeof json_type);
+        r->resp_nheaders = 1;
+    }
+}
+
+/* ---- libmicrohttpd callbacks (connection threads; no Lua here) ---------- */
+
+/* Called with the request target exactly as received, before MHD decodes it:
+ * the one place the raw path and query can be read. Its result becomes the
+ * request's context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    req *r;
+    char *q;
+    (void)cls;
+    (void)con;
+    r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->uri = strdup(uri ? uri : "");
+    if (r->uri == NULL || pthread_cond_init(&r->done_cond, NULL) != 0) {
+        free(r->uri);
+        free(r);
+        return NULL;
+    }
+    q = strchr(r->uri, '?');
+    if (q != NULL) {
+        *q = '\0';
+        r->query = q + 1;
+    } else {
+        r->query = "";
+    }
+    r->headers = r->inline_headers;
+    r->headers_cap = INLINE_HEADERS;
+    return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **ctx,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)con;
+    (void)toe;
+    req_free(*ctx);
+    *ctx = NULL;
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
+                                      const char *name, size_t name_len,
+                                      const char *value, size_t value_len)
+{
+    req *r = cls;
+    (void)kind;
+    if (r->nheaders == r->headers_cap) {
+        size_t cap = r->headers_cap * 2;
+        header_ref *h = malloc(cap * sizeof *h);
+        if (h == NULL) {
+            r->headers_failed = 1;
+            return MHD_NO;
+        }
+        memcpy(h, r->headers, r->nheaders * sizeof *h);
+        if (r->headers != r->inline_headers)
+            free(r->headers);
+        r->headers = h;
+        r->headers_cap = cap;
+    }
+    r->headers[r->nheaders].name = name;
+    r->headers[r->nheaders].name_len = name_len;
+    r->headers[r->nheaders].value = value ? value : "";
+    r->headers[r->nheaders].value_len = value ? value_len : 0;
+    r->nheaders++;
+    return MHD_YES;
+}
+
+static int append_body(req *r, const char *data, size_t len)
+{
+    if (r->too_large || len > MAX_BODY - r->body_len) {
+        r->too_large = 1;
+        return 0;
+    }
+    if (r->body_len + len > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        char *b;
+        while (cap < r->body_len + len)
+            cap *= 2;
+        if (cap > MAX_BODY)
+            cap = MAX_BODY;
+        b = realloc(r->body, cap);
+        if (b == NULL)
+            return -1;
+        r->body = b;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    return 0;
+}
+
+/* A dropped response: declares the full length, sends about half of the
+ * body, then fails so that MHD closes the connection mid-body. */
+typedef struct {
+    char *body;
+    size_t len, cut;
+} partial;
+
+static ssize_t partial_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    partial *p = cls;
+    size_t n;
+    if (pos >= p->cut)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = p->cut - (size_t)pos;
+    if (n > max)
+        n = max;
+    memcpy(buf, p->body + pos, n);
+    return (ssize_t)n;
+}
+
+static void partial_free(void *cls)
+{
+    partial *p = cls;
+    free(p->body);
+    free(p);
+}
+
+static void sleep_ms(double ms)
+{
+    struct timespec ts;
+    if (!(ms > 0))
+        return;
+    ts.tv_sec = (time_t)(ms / 1000.0);
+    ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000.0) * 1e6);
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_nsec = 999999999L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Queues r's answer on the connection; takes ownership of the body. */
+static enum MHD_Result send_answer(struct MHD_Connection *con, req *r)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    size_t i;
+    const char *h;
+    if (r->drop) {
+        partial *p = malloc(sizeof *p);
+        if (p == NULL)
+            return MHD_NO;
+        p->body = r->resp_body;
+        p->len = r->resp_len;
+        p->cut = r->resp_len / 2;
+        resp = MHD_create_response_from_callback(p->len, 16 * 1024, partial_read, p, partial_free);
+        if (resp == NULL) {
+            free(p);
+            return MHD_NO;
+        }
+    } else {
+        resp = MHD_create_response_from_buffer_with_free_callback(
+            r->resp_len, r->resp_body, free);
+        if (resp == NULL)
+            return MHD_NO;
+    }
+    r->resp_body = NULL;              /* the response owns it now */
+    r->resp_len = 0;
+    for (i = 0, h = r->resp_headers; i < r->resp_nheaders; i++) {
+        const char *v = h + strlen(h) + 1;
+        /* MHD computes the framing headers itself. */
+        if (strcasecmp(h, "Content-Length") != 0 && strcasecmp(h, "Transfer-Encoding") != 0)
+            MHD_add_response_header(resp, h, v);
+        h = v + strlen(v) + 1;
+    }
+    ret = MHD_queue_response(con, r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *con, req *r, unsigned status, const char *msg)
+{
+    req_set_error(r, status, "", msg, strlen(msg));
+    return send_answer(con, r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **ctx)
+{
+    server *s = cls;
+    req *r = *ctx;
+    int was_empty;
+    (void)url;
+    (void)version;
+    if (r == NULL)                     /* out of memory in on_uri */
+        return MHD_NO;
+    if (r->phase == 0) {
+        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        r->phase = 1;
+        r->method = method;
+        if (cl != NULL) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (n > MAX_BODY)
+                return send_error(con, r, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "request body larger than 16777216 bytes");
+            if (n > 0 && (r->body = malloc((size_t)n)) != NULL)
+                r->body_cap = (size_t)n;
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (append_body(r, upload_data, *upload_data_size) < 0)
+            return MHD_NO;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_large)
+        return send_error(con, r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than 16777216 bytes");
+    MHD_get_connection_values_n(con, MHD_HEADER_KIND, collect_header, r);
+    if (r->headers_failed)
+        return MHD_NO;
+
+    /* Hand the request to run() and wait for its answer. */
+    pthread_mutex_lock(&s->lock);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->lock);
+        return send_error(con, r, MHD_HTTP_SERVICE_UNAVAILABLE, "the sandbox is shutting down");
+    }
+    was_empty = s->head == NULL;
+    r->next = NULL;
+    if (s->tail)
+        s->tail->next = r;
+    else
+        s->head = r;
+    s->tail = r;
+    if (was_empty) {
+        uint64_t one = 1;
+        /* Cannot fail short of a full counter, which one reader draining it rules out. */
+        if (write(s->efd, &one, sizeof one) < 0) {
+            /* nothing to do: run() also drains the queue on every wake */
+        }
+    }
+    while (!r->done)
+        pthread_cond_wait(&r->done_cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+
+    sleep_ms(r->delay_ms);
+    return send_answer(con, r);
+}
+
+/* ---- the Lua side: building req, reading resp --------------------------- */
+
+static void push_request(lua_State *L, req *r)
+{
+    size_t i, j;
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, r->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, r->uri);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, r->query);
+    lua_setfield(L, -2, "query");
+    lua_pushlstring(L, r->body ? r->body : "", r->body_len);
+    lua_setfield(L, -2, "body");
+    lua_createtable(L, 0, (int)r->nheaders);
+    for (i = 0; i < r->nheaders; i++) {
+        const header_ref *h = &r->headers[i];
+        luaL_Buffer b;
+        char *name = luaL_buffinitsize(L, &b, h->name_len);
+        for (j = 0; j < h->name_len; j++) {
+            char c = h->name[j];
+            name[j] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        }
+        luaL_pushresultsize(&b, h->name_len);
+        /* A repeated header joins its values, as HTTP allows. */
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TSTRING) {
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, h->value, h->value_len);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, h->value, h->value_len);
+        }
+        lua_rawset(L, -3);
+    }
+    lua_setfield(L, -2, "headers");
+}
+
+static char *copy_out(lua_State *L, const char *s, size_t len)
+{
+    char *p = malloc(len ? len : 1);
+    if (p == NULL)
+        luaL_error(L, "out of memory");
+    memcpy(p, s, len);
+    return p;
+}
+
+/* Reads the handler's answer (at the top of the stack) into r. Raises for
+ * an answer that breaks the contract; r's fields are freed by the caller. */
+static void read_response(lua_State *L, req *r)
+{
+    int t = lua_gettop(L), isnum;
+    lua_Integer status;
+    size_t len, total, n;
+    const char *s;
+    char *p;
+    if (!lua_istable(L, t))
+        luaL_error(L, "handler returned %s, not a response table", luaL_typename(L, t));
+
+    lua_getfield(L, t, "status");
+    status = lua_isnil(L, -1) ? 200 : lua_tointegerx(L, -1, &isnum);
+    if (!lua_isnil(L, -1) && (!isnum || status < 100 || status > 599))
+        luaL_error(L, "response field \"status\": must be an integer in 100..599");
+    r->status = (unsigned)status;
+    lua_pop(L, 1);
+
+    if (lua_getfield(L, t, "body") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "response field \"body\": must be a string");
+        s = lua_tolstring(L, -1, &len);
+        r->resp_body = copy_out(L, s, len);
+        r->resp_len = len;
+    }
+    lua_pop(L, 1);
+
+    if (lua_getfield(L, t, "delay_ms") != LUA_TNIL) {
+        double d = lua_tonumberx(L, -1, &isnum);
+        if (!isnum || !(d >= 0 && d <= MAX_DELAY_MS))
+            luaL_error(L, "response field \"delay_ms\": must be a number in 0..600000");
+        r->delay_ms = d;
+    }
+    lua_pop(L, 1);
+
+    lua_getfield(L, t, "drop");
+    r->drop = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+
+    if (lua_getfield(L, t, "headers") != LUA_TNIL) {
+        int h = lua_gettop(L);
+        if (!lua_istable(L, h))
+            luaL_error(L, "response field \"headers\": must be a table");
+        /* two passes: validate and size, then copy */
+        total = 0;
+        n = 0;
+        lua_pushnil(L);
+        while (lua_next(L, h)) {
+            size_t kl, vl;
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "response field \"headers\": names and values must be strings");
+            lua_tolstring(L, -2, &kl);
+            lua_tolstring(L, -1, &vl);
+            total += kl + vl + 2;
+            n++;
+            lua_pop(L, 1);
+        }
+        r->resp_headers = p = copy_out(L, "", total);
+        lua_pushnil(L);
+        while (lua_next(L, h)) {
+            size_t kl, vl;
+            const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
+            if (strlen(k) != kl || strlen(v) != vl || strpbrk(v, "\r\n") || strpbrk(k, "\r\n: "))
+                luaL_error(L, "response header \"%s\": name or value holds a forbidden character", k);
+            memcpy(p, k, kl + 1);
+            memcpy(p + kl + 1, v, vl + 1);
+            p += kl + vl + 2;
+            lua_pop(L, 1);
+        }
+        r->resp_nheaders = n;
+    }
+    lua_pop(L, 1);
+}
+
+/* Protected: handler at 1, the request (light userdata) at 2. */
+static int handle_one(lua_State *L)
+{
+    req *r = lua_touserdata(L, 2);
+    lua_settop(L, 2);
+    lua_pushvalue(L, 1);
+    push_request(L, r);
+    lua_call(L, 1, 1);
+    read_response(L, r);
+    return 0;
+}
+
+/* Message handler: the error as a string, whatever it was raised with. */
+static int error_text(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING)
+        return 1;
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+        return 1;
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    return 1;
+}
+
+/* Calls the handler for r and fills its answer; never raises. */
+static void answer(lua_State *L, int handler, int msgh, req *r)
+{
+    r->status = 200;
+    r->delay_ms = 0;
+    r->drop = 0;
+    lua_pushcfunction(L, handle_one);
+    lua_pushvalue(L, handler);
+    lua_pushlightuserdata(L, r);
+    if (lua_pcall(L, 2, 0, msgh) != LUA_OK) {
+        size_t len;
+        const char *msg = lua_tolstring(L, -1, &len);
+        if (msg == NULL) {
+            msg = "error in the error handler";
+            len = strlen(msg);
+        }
+        fprintf(stderr, "sandbox error: %s\n", msg);
+        fflush(stderr);
+        req_set_error(r, 500, "sandbox error: ", msg, len);
+        lua_pop(L, 1);
+    }
+}
+
+/* ---- the server object ----------------------------------------------------- */
+
+static server *check_server(lua_State *L)
+{
+    return luaL_checkudata(L, 1, SERVER_MT);
+}
+
+static server *check_open(lua_State *L)
+{
+    server *s = check_server(L);
+    if (s->daemon == NULL)
+        luaL_error(L, "httpd: the server is closed");
+    return s;
+}
+
+static void restore_mask(server *s)
+{
+    if (s->masked) {
+        pthread_sigmask(SIG_SETMASK, &s->oldmask, NULL);
+        s->masked = 0;
+    }
+}
+
+static void wipe(char *p, size_t n)
+{
+    volatile char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+/* Answers every queued request with a 503 and refuses new ones. */
+static void fail_queued(server *s)
+{
+    req *r, *next;
+    pthread_mutex_lock(&s->lock);
+    s->closing = 1;
+    for (r = s->head; r != NULL; r = next) {
+        static const char msg[] = "the sandbox is shutting down";
+        next = r->next;
+        req_set_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "", msg, sizeof msg - 1);
+        r->done = 1;
+        pthread_cond_signal(&r->done_cond);
+    }
+    s->head = s->tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int srv_close(lua_State *L)
+{
+    server *s = check_server(L);
+    if (s->running)
+        return luaL_error(L, "httpd: close() inside run(); call stop() and close after run returns");
+    if (s->daemon != NULL) {
+        fail_queued(s);
+        MHD_stop_daemon(s->daemon);   /* joins every connection thread */
+        s->daemon = NULL;
+    }
+    if (s->efd >= 0) {
+        close(s->efd);
+        s->efd = -1;
+    }
+    if (s->lock_ready) {
+        pthread_mutex_destroy(&s->lock);
+        s->lock_ready = 0;
+    }
+    if (s->tls_key != NULL) {
+        wipe(s->tls_key, s->tls_key_len);
+        free(s->tls_key);
+        s->tls_key = NULL;
+    }
+    free(s->tls_cert);
+    s->tls_cert = NULL;
+    restore_mask(s);
+    return 0;
+}
+
+static int srv_port(lua_State *L)
+{
+    server *s = check_open(L);
+    lua_pushinteger(L, (lua_Integer)s->port);
+    return 1;
+}
+
+static int srv_stop(lua_State *L)
+{
+    server *s = check_server(L);
+    s->stop_requested = 1;
+    return 0;
+}
+
+/* Takes the whole queue at once. */
+static req *take_queue(server *s)
+{
+    req *r;
+    pthread_mutex_lock(&s->lock);
+    r = s->head;
+    s->head = s->tail = NULL;
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static void deliver(server *s, req *r)
+{
+    pthread_mutex_lock(&s->lock);
+    r->done = 1;
+    pthread_cond_signal(&r->done_cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* srv:run(handler) -> "SIGINT" | "SIGTERM" | "stop" */
+static int srv_run(lua_State *L)
+{
+    server *s = check_open(L);
+    sigset_t set;
+    int sfd, msgh;
+    const char *why = NULL;
+    char err[160] = "";
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (s->running)
+        return luaL_error(L, "httpd: run() is already running");
+    lua_settop(L, 2);
+    lua_pushcfunction(L, error_text);
+    msgh = 3;
+    lua_checkstack(L, 8);
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (!s->masked) {
+        pthread_sigmask(SIG_BLOCK, &set, &s->oldmask);
+        s->masked = 1;
+    }
+    sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        restore_mask(s);
+        return luaL_error(L, "httpd: signalfd: %s", strerror(errno));
+    }
+    s->running = 1;
+    while (why == NULL) {
+        struct pollfd fds[2];
+        req *r, *next;
+        if (s->stop_requested) {
+            why = "stop";
+            break;
+        }
+        fds[0].fd = sfd;
+        fds[0].events = POLLIN;
+        fds[1].fd = s->efd;
+        fds[1].events = POLLIN;
+        fds[0].revents = fds[1].revents = 0;
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(err, sizeof err, "httpd: poll: %s", strerror(errno));
+            break;
+        }
+        if (fds[1].revents & POLLIN) {
+            uint64_t count;
+            if (read(s->efd, &count, sizeof count) < 0 && errno != EAGAIN) {
+                snprintf(err, sizeof err, "httpd: eventfd: %s", strerror(errno));
+                break;
+            }
+        }
+        /* Every wake drains the queue, so a lost wake-up cannot strand a request. */
+        for (r = take_queue(s); r != NULL; r = next) {
+            next = r->next;
+            answer(L, 2, msgh, r);
+            deliver(s, r);
+        }
+        if (fds[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+                why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+        }
+    }
+    s->running = 0;
+    s->stop_requested = 0;
+    close(sfd);
+    restore_mask(s);
+    if (err[0])
+        return luaL_error(L, "%s", err);
+    lua_pushstring(L, why);
+    return 1;
+}
+
+static int srv_tostring(lua_State *L)
+{
+    server *s = check_server(L);
+    if (s->daemon)
+        lua_pushfstring(L, SERVER_MT "(port %d)", (int)s->port);
+    else
+        lua_pushliteral(L, SERVER_MT "(closed)");
+    return 1;
+}
+
+/* ---- httpd.new ------------------------------------------------------------- */
+
+static char *opt_string(lua_State *L, const char *field, size_t *len)
+{
+    const char *v;
+    char *copy;
+    size_t n;
+    lua_getfield(L, 1, field);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "httpd.new: field \"%s\": must be a PEM string", field);
+    v = lua_tolstring(L, -1, &n);
+    if (n == 0 || strlen(v) != n)
+        luaL_error(L, "httpd.new: field \"%s\": must be a non-empty PEM string", field);
+    copy = malloc(n + 1);
+    if (copy == NULL)
+        luaL_error(L, "out of memory");
+    memcpy(copy, v, n + 1);
+    lua_pop(L, 1);
+    if (len)
+        *len = n;
+    return copy;
+}
+
+static int l_new(lua_State *L)
+{
+    server *s;
+    const char *host;
+    lua_Integer port;
+    int isnum, rc, tls;
+    struct addrinfo hints, *ai = NULL;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+    sigset_t set, blocked;
+    const union MHD_DaemonInfo *info;
+    char portbuf[8];
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "host");
+    if (lua_isnil(L, -1))
+        host = "127.0.0.1";
+    else if (lua_type(L, -1) == LUA_TSTRING)
+        host = lua_tostring(L, -1);
+    else
+        return luaL_error(L, "httpd.new: field \"host\": must be a string");
+    lua_getfield(L, 1, "port");
+    port = lua_isnil(L, -1) ? 0 : lua_tointegerx(L, -1, &isnum);
+    if (!lua_isnil(L, -1) && (!isnum || port < 0 || port > 65535))
+        return luaL_error(L, "httpd.new: field \"port\": must be an integer in 0..65535");
+    lua_pop(L, 1);                    /* host stays on the stack, anchoring the string */
+
+    /* The box first, so every resource below has an owner. */
+    s = lua_newuserdatauv(L, sizeof *s, 0);
+    memset(s, 0, sizeof *s);
+    s->efd = -1;
+    luaL_setmetatable(L, SERVER_MT);
+
+    s->tls_cert = opt_string(L, "tls_cert", NULL);
+    s->tls_key = opt_string(L, "tls_key", &s->tls_key_len);
+    tls = s->tls_cert != NULL || s->tls_key != NULL;
+    if (tls && (s->tls_cert == NULL || s->tls_key == NULL))
+        return luaL_error(L, "httpd.new: fields \"tls_cert\" and \"tls_key\": give both or neither");
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return luaL_error(L, "httpd.new: this libmicrohttpd was built without TLS");
+    if (tls)
+        flags |= MHD_USE_TLS;
+
+    if (pthread_mutex_init(&s->lock, NULL) != 0)
+        return luaL_error(L, "httpd.new: cannot create a mutex");
+    s->lock_ready = 1;
+    s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->efd < 0)
+        return luaL_error(L, "httpd.new: eventfd: %s", strerror(errno));
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(portbuf, sizeof portbuf, "%d", (int)port);
+    rc = getaddrinfo(host, portbuf, &hints, &ai);
+    if (rc != 0)
+        return luaL_error(L, "httpd.new: field \"host\": cannot resolve %s: %s", host, gai_strerror(rc));
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+
+    /* The daemon's threads inherit this mask: signals meant for run() never
+     * land on them, and SIGPIPE from a vanished client is never fatal. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    blocked = set;
+    sigaddset(&blocked, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &blocked, &s->oldmask);
+    s->masked = 1;
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                 MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)NULL,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
+                                 tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+                                 MHD_OPTION_HTTPS_MEM_KEY, s->tls_key,
+                                 MHD_OPTION_END);
+    rc = errno;
+    freeaddrinfo(ai);
+    /* This thread keeps only SIGINT and SIGTERM blocked, until run() returns. */
+    {
+        sigset_t mine = s->oldmask;
+        sigaddset(&mine, SIGINT);
+        sigaddset(&mine, SIGTERM);
+        pthread_sigmask(SIG_SETMASK, &mine, NULL);
+    }
+    if (s->daemon == NULL) {
+        restore_mask(s);
+        return luaL_error(L, "httpd.new: cannot listen on %s port %d%s%s", host, (int)port,
+                          rc ? ": " : "", rc ? strerror(rc) : "");
+    }
+    info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : (unsigned)port;
+    return 1;
+}
+
+/* httpd.now() -> seconds on a monotonic clock, for windows and timings that
+ * must not jump with the wall clock. */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+UNLEASHED_API int luaopen_unleashed_sandbox_httpd(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"port", srv_port},
+        {"run", srv_run},
+        {"stop", srv_stop},
+        {"close", srv_close},
+        {NULL, NULL}
+    };
+    static const luaL_Reg meta[] = {
+        {"__gc", srv_close},
+        {"__close", srv_close},
+        {"__tostring", srv_tostring},
+        {NULL, NULL}
+    };
+    luaL_checkversion(L);
+    if (luaL_newmetatable(L, SERVER_MT)) {
+        luaL_setfuncs(L, meta, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_new);
+    lua_setfield(L, -2, "new");
+    lua_pushcfunction(L, l_now);
+    lua_setfield(L, -2, "now");
+    lua_pushinteger(L, MAX_BODY);
+    lua_setfield(L, -2, "max_body");
+    return 1;
+}
