@@ -1,0 +1,314 @@
+-- The client a script holds: one company's credentials (kept inside the C
+-- core, never in a Lua table), the request and paging calls every resource
+-- shares, and the on_request hook.
+local core = require "unleashed.core"
+local Error = require "unleashed.error"
+local json = require "unleashed.json"
+local filters = require "unleashed.filters"
+
+local M = {}
+
+local Client = {}
+Client.__index = Client
+Client.__name = "unleashed.Client"
+M.Client = Client
+
+local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, HEAD = true, PATCH = true }
+local REQUEST_OPTS = { query = true, body = true, timeout = true, connect_timeout = true, retries = true,
+                       idempotent = true }
+
+-- What the core client takes from the options (never on_request, concurrency, page_size).
+local CORE_OPTIONS = { "api_id", "api_key", "base_url", "client_type", "user_agent", "timeout",
+                       "connect_timeout", "max_retries", "retry_base", "retry_cap", "ca_file", "max_body" }
+
+M.DEFAULTS = {
+  base_url = "https://api.unleashedsoftware.com",
+  client_type = "lua-unleashed/script",
+  concurrency = 4,
+  page_size = 1000,
+}
+
+-- opts have been checked by unleashed.new.
+function M.new(opts)
+  local copts = {}
+  for _, k in ipairs(CORE_OPTIONS) do copts[k] = opts[k] end
+  copts.base_url = copts.base_url or M.DEFAULTS.base_url
+  copts.client_type = copts.client_type or M.DEFAULTS.client_type
+  local self = setmetatable({
+    base_url = copts.base_url,
+    client_type = copts.client_type,
+    concurrency = opts.concurrency or M.DEFAULTS.concurrency,
+    page_size = opts.page_size or M.DEFAULTS.page_size,
+    max_retries = opts.max_retries or 3,
+    on_request = opts.on_request,
+    _core = core.new_client(copts),
+    _cache = {},    -- per client: reference data (tax rates) of this company only
+  }, Client)
+  self.purchase_orders = require("unleashed.purchase_orders").new(self)
+  return self
+end
+
+function Client:__tostring()
+  return tostring(self._core)
+end
+
+function Client:close()
+  self._core:close()
+end
+Client.__close = Client.close
+
+-- ---- the hook ---------------------------------------------------------------
+
+-- One event per attempt: method, path, status, attempt, ms, kind (and wait).
+-- Built from the core's record, which holds no header, key or signature.
+function Client:_emit(method, path, res)
+  local hook = self.on_request
+  if not hook then return end
+  local events = res.events
+  if type(events) ~= "table" or #events == 0 then
+    events = { { attempt = res.attempts or 1, status = res.status, ms = res.ms,
+                 kind = res.error and res.error.kind } }
+  end
+  for _, ev in ipairs(events) do
+    local status = ev.status
+    if status == 0 then status = nil end
+    hook{ method = method, path = path, status = status, attempt = ev.attempt, ms = ev.ms,
+          kind = ev.kind, wait = ev.wait }
+  end
+end
+
+-- ---- requests ---------------------------------------------------------------
+
+local function check_request(method, path, opts)
+  local problems = {}
+  if type(method) ~= "string" or not METHODS[method:upper()] then
+    problems[#problems + 1] = { field = "method", message = "must be GET, POST, PUT, DELETE, HEAD or PATCH" }
+  end
+  if type(path) ~= "string" or not path:find("^/") or path:find("[%s%c]") then
+    problems[#problems + 1] = { field = "path", message = "must be a path starting with /, without spaces" }
+  elseif path:find("[?#]") then
+    problems[#problems + 1] = { field = "path",
+      message = "must not carry a query: pass it as opts.query so that it is signed" }
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    problems[#problems + 1] = { field = "opts", message = "must be a table" }
+  elseif opts then
+    for k in pairs(opts) do
+      if not REQUEST_OPTS[k] then
+        problems[#problems + 1] = { field = "opts." .. tostring(k),
+          message = "is not a request option (valid: body, connect_timeout, idempotent, query, retries, "
+            .. "timeout)" }
+      end
+    end
+    if opts.query ~= nil then
+      local _, qp = filters.generic(opts.query)
+      for _, p in ipairs(qp) do
+        problems[#problems + 1] = { field = "query." .. p.field, message = p.message }
+      end
+    end
+    if opts.body ~= nil and type(opts.body) ~= "string" and type(opts.body) ~= "table" then
+      problems[#problems + 1] = { field = "body",
+                                  message = "must be a table (sent as JSON) or a JSON string" }
+    end
+  end
+  return problems
+end
+
+-- Sends one request and returns the core's result (never raises for HTTP or
+-- network outcomes). opts: query, body (table or string), timeout,
+-- connect_timeout, retries, idempotent.
+function Client:_send(method, path, opts)
+  opts = opts or {}
+  local copts = { query = opts.query, timeout = opts.timeout, connect_timeout = opts.connect_timeout,
+                  retries = opts.retries, idempotent = opts.idempotent }
+  if type(opts.body) == "table" then
+    local text, problem = json.encode(opts.body)
+    if not text then
+      Error.raise_validation("cannot send the body as JSON",
+        { { field = problem.field or "body", message = problem.message } }, method, path)
+    end
+    copts.body = text
+  else
+    copts.body = opts.body
+  end
+  local res = self._core:request(method, path, copts)
+  self:_emit(method, path, res)
+  return res
+end
+
+-- Decodes a 2xx body; an empty body is nil. Returns value or raises protocol.
+function M.decode_body(res, method, path)
+  local body = res.body
+  if body == nil or body:find("^%s*$") then return nil end
+  local v, err = json.decode(body)
+  if v == nil then
+    local why = tostring(err):sub(1, 120)
+    error(Error.protocol("the response is not JSON (" .. why .. ")", method, path, res), 0)
+  end
+  return v
+end
+
+-- Sends and checks: returns the decoded body (or nil) and the result, or
+-- raises an unleashed.Error. ctx is passed to the status mapping.
+function Client:_call(method, path, opts, ctx)
+  local res = self:_send(method, path, opts)
+  local err = Error.from_response(res, method, path, ctx)
+  if err then error(err, 0) end
+  return M.decode_body(res, method, path), res
+end
+
+-- The same, returning nil and the error instead of raising.
+function Client:_try(method, path, opts, ctx)
+  local ok, v, res = pcall(self._call, self, method, path, opts, ctx)
+  if ok then return true, v, res end
+  if not Error.is(v) then error(v, 0) end
+  return false, v
+end
+
+-- client:request(method, path, opts) -> decoded JSON (nil for an empty body), res
+function Client:request(method, path, opts)
+  local problems = check_request(method, path, opts)
+  if #problems > 0 then
+    Error.raise_validation("invalid request", problems, type(method) == "string" and method or nil,
+      type(path) == "string" and path or nil)
+  end
+  return self:_call(method:upper(), path, opts)
+end
+
+-- ---- paging -----------------------------------------------------------------
+
+-- Checks a list answer: { Pagination = {...}, Items = {...} }.
+local function check_page(doc, res, method, path)
+  if type(doc) ~= "table" or type(doc.Items) ~= "table" or type(doc.Pagination) ~= "table" then
+    error(Error.protocol("the response is not a page (Pagination and Items expected)", method, path, res), 0)
+  end
+  return doc
+end
+M.check_page = check_page
+
+local function check_paging_opts(opts, default_page_size, default_concurrency)
+  local problems = {}
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    return nil, { { field = "opts", message = "must be a table" } }
+  end
+  local valid = { concurrency = true, page_size = true, progress = true, timeout = true, retries = true }
+  for k in pairs(opts) do
+    if not valid[k] then
+      problems[#problems + 1] = { field = "opts." .. tostring(k),
+        message = "is not a listing option (valid: concurrency, page_size, progress, retries, timeout)" }
+    end
+  end
+  local c = opts.concurrency
+  if c ~= nil and (not math.tointeger(c) or c < 1 or c > 64) then
+    problems[#problems + 1] = { field = "opts.concurrency", message = "must be an integer from 1 to 64" }
+  end
+  local ps = opts.page_size
+  if ps ~= nil and (not math.tointeger(ps) or ps < 1 or ps > 1000) then
+    problems[#problems + 1] = { field = "opts.page_size", message = "must be an integer from 1 to 1000" }
+  end
+  if opts.progress ~= nil and type(opts.progress) ~= "function" then
+    problems[#problems + 1] = { field = "opts.progress", message = "must be a function" }
+  end
+  return {
+    concurrency = math.tointeger(c) or default_concurrency,
+    page_size = math.tointeger(ps) or default_page_size,
+    progress = opts.progress, timeout = opts.timeout, retries = opts.retries,
+  }, problems
+end
+M.check_paging_opts = check_paging_opts
+
+-- The listing engine behind client:each and purchase_orders:each. Page 1 is
+-- one request; pages 2..NumberOfPages come from the core's pager, several in
+-- flight, handed back in page order. Only the current page and the pager's
+-- window are held. Returns the generic-for values: iterator, nil, nil and a
+-- to-be-closed value that cancels the pager (a `break` releases it at once).
+function Client:_iterate(resource_path, query, popts, wrap)
+  query.pageSize = query.pageSize or popts.page_size
+  local ropts = { query = query, timeout = popts.timeout, retries = popts.retries }
+  local doc, res = self:_call("GET", resource_path, ropts)
+  check_page(doc, res, "GET", resource_path)
+  local total = math.tointeger(doc.Pagination.NumberOfPages) or 1
+  if total < 1 then total = 1 end
+  if popts.progress then popts.progress(1, total) end
+
+  local state = { items = doc.Items, i = 0, done = 1 }
+  local page_format = resource_path .. "/Page/%d"
+  if total > 1 then
+    state.pager = self._core:pager(page_format, {
+      query = query, first = 2, last = total, concurrency = popts.concurrency,
+      timeout = popts.timeout, retries = popts.retries,
+    })
+  end
+  local function close()
+    local p = state.pager
+    state.pager, state.items = nil, {}
+    if p then p:close() end
+  end
+  local closer = setmetatable({}, { __close = close, __gc = close, __name = "unleashed.Listing" })
+
+  local function iterate()
+    while true do
+      local i = state.i + 1
+      local item = state.items[i]
+      if item ~= nil then
+        state.i = i
+        state.items[i] = false   -- handed out: the listing holds no reference to it
+        if wrap then return wrap(item) end
+        return item
+      end
+      local p = state.pager
+      if not p then return nil end
+      local n, pres = p:next()
+      if n == nil then
+        close()
+        return nil
+      end
+      local path = page_format:format(n)
+      self:_emit("GET", path, pres)
+      local err = Error.from_response(pres, "GET", path)
+      if err then
+        close()
+        error(err, 0)
+      end
+      local ok, pdoc = pcall(M.decode_body, pres, "GET", path)
+      if ok then ok, pdoc = pcall(check_page, pdoc, pres, "GET", path) end
+      if not ok then
+        close()
+        error(pdoc, 0)
+      end
+      state.items, state.i = pdoc.Items, 0
+      state.done = state.done + 1
+      if popts.progress then popts.progress(state.done, total) end
+    end
+  end
+  return iterate, nil, nil, closer
+end
+
+local function resource_path(resource)
+  if type(resource) ~= "string" or not resource:find("^/?[%w_%-]+[%w_%-/]*$") or resource:find("//") then
+    Error.raise_validation("invalid resource",
+      { { field = "resource", message = "must be a resource name such as \"Suppliers\"" } })
+  end
+  return "/" .. resource:gsub("^/", ""):gsub("/$", "")
+end
+
+-- client:each(resource, filters, opts): every item of any paged endpoint.
+function Client:each(resource, query, opts)
+  local path = resource_path(resource)
+  local q, problems = filters.generic(query)
+  local popts, oproblems = check_paging_opts(opts, self.page_size, self.concurrency)
+  for _, p in ipairs(oproblems) do problems[#problems + 1] = p end
+  if #problems > 0 then Error.raise_validation("invalid listing", problems, "GET", path) end
+  if q.pageSize == nil then q.pageSize = popts.page_size end
+  return self:_iterate(path, q, popts)
+end
+
+-- client:list(resource, filters, opts) -> array of every item.
+function Client:list(resource, query, opts)
+  local out = {}
+  for item in self:each(resource, query, opts) do out[#out + 1] = item end
+  return out
+end
+
+return M

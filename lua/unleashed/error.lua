@@ -1,0 +1,192 @@
+-- unleashed.Error: the one error type the library raises for failures a
+-- script may want to handle. Policy (which status means which kind) lives
+-- here, in Lua, so it is easy to read and to change.
+local cjson = require("cjson").new()
+
+local Error = {}
+Error.__index = Error
+Error.__name = "unleashed.Error"
+
+-- Every kind a script can test with `err.kind == ...` or Error.is(err, kind).
+Error.kinds = {
+  validation = true, auth = true, not_found = true, conflict = true,
+  rate_limited = true, quota = true, server = true, network = true,
+  timeout = true, tls = true, protocol = true,
+}
+
+local MAX_BODY_SNIPPET = 200
+
+-- Builds an error. `fields.details` is a list of { field = ..., message = ... }.
+function Error.new(kind, message, fields)
+  assert(Error.kinds[kind], "unknown error kind")
+  local e = setmetatable({}, Error)
+  if fields then
+    for k, v in pairs(fields) do e[k] = v end
+  end
+  e.kind = kind
+  e.message = message or (e.details and e.details[1] and e.details[1].message) or kind
+  e.details = e.details or {}
+  return e
+end
+
+function Error.is(e, kind)
+  return getmetatable(e) == Error and (kind == nil or e.kind == kind)
+end
+
+-- A validation error for input refused before any request is sent.
+function Error.validation(what, details, method, path)
+  local first = details[1]
+  return Error.new("validation", what or (first and first.message), {
+    details = details, method = method, path = path,
+  })
+end
+
+-- Raises a validation error for input; level points at the caller's call.
+function Error.raise_validation(what, details, method, path)
+  error(Error.validation(what, details, method, path), 0)
+end
+
+local function detail_text(d)
+  if d.field and d.field ~= "" then return d.field .. ": " .. d.message end
+  return d.message
+end
+
+function Error:__tostring()
+  local parts = { "unleashed: ", self.kind:gsub("_", " "), " error" }
+  if self.status then parts[#parts + 1] = " (" .. tostring(self.status) .. ")" end
+  if self.method or self.path then
+    local sep = self.method and self.path and " " or ""
+    parts[#parts + 1] = " " .. (self.method or "") .. sep .. (self.path or "")
+  end
+  local texts = {}
+  for i, d in ipairs(self.details) do texts[i] = detail_text(d) end
+  -- The details carry every description; the message is their summary.
+  local body = #texts > 0 and table.concat(texts, "; ") or self.message
+  parts[#parts + 1] = ": " .. tostring(body)
+  if self.attempts and self.attempts > 1 then
+    parts[#parts + 1] = " (after " .. self.attempts .. " attempts)"
+  end
+  return table.concat(parts)
+end
+
+-- ---- Reading the server's answer ---------------------------------------
+
+-- Printable, short, single-line excerpt of a body that is not JSON.
+local function snippet(body)
+  local s = body:gsub("[%c]+", " "):gsub("^%s+", ""):gsub("%s+$", "")
+  if #s > MAX_BODY_SNIPPET then s = s:sub(1, MAX_BODY_SNIPPET) .. "..." end
+  return s
+end
+
+-- Every Field/Description the server sent, from either shape the API uses:
+-- {"Items":[{"Field":..,"Description":..}]} or {"Description":..}
+-- (also tolerating "Message"/"message" and lower-case names).
+function Error.server_details(body)
+  local details = {}
+  if type(body) ~= "string" or body == "" then return details end
+  local ok, doc = pcall(cjson.decode, body)
+  if not ok then
+    local s = snippet(body)
+    if s ~= "" then details[1] = { message = s } end
+    return details
+  end
+  local function add(t)
+    if type(t) ~= "table" then
+      if type(t) == "string" and t ~= "" then details[#details + 1] = { message = t } end
+      return
+    end
+    local msg = t.Description or t.description or t.Message or t.message
+    local field = t.Field or t.field
+    if type(msg) == "string" and msg ~= "" then
+      details[#details + 1] = { field = type(field) == "string" and field ~= "" and field or nil,
+                                message = msg }
+    end
+  end
+  if type(doc) == "table" then
+    local items = doc.Items or doc.items
+    if type(items) == "table" then
+      for _, it in ipairs(items) do add(it) end
+    end
+    if #details == 0 then add(doc) end
+    if #details == 0 and #doc > 0 then
+      for _, it in ipairs(doc) do add(it) end
+    end
+  else
+    add(doc)
+  end
+  return details
+end
+
+local function any_detail_matches(details, pattern)
+  for _, d in ipairs(details) do
+    if d.message:lower():find(pattern) then return true end
+  end
+  return false
+end
+
+-- The kind for an HTTP status that is not 2xx.
+function Error.kind_for_status(status, details, ctx)
+  if status == 400 or status == 422 then
+    if ctx and ctx.create and any_detail_matches(details, "already exists") then return "conflict" end
+    return "validation"
+  elseif status == 401 or status == 403 then return "auth"
+  elseif status == 404 then return "not_found"
+  elseif status == 409 then return "conflict"
+  elseif status == 408 then return "timeout"
+  elseif status == 429 then
+    return any_detail_matches(details, "quota") and "quota" or "rate_limited"
+  elseif status >= 500 and status <= 599 then return "server"
+  elseif status >= 400 and status <= 499 then return "validation"
+  end
+  return "protocol"
+end
+
+local REASONS = {
+  [400] = "bad request", [401] = "unauthorized", [403] = "forbidden", [404] = "not found",
+  [408] = "request timeout", [409] = "conflict", [429] = "too many requests",
+  [500] = "internal server error", [502] = "bad gateway", [503] = "service unavailable",
+  [504] = "gateway timeout",
+}
+
+-- The error for a core response table that is not a success (res.error set,
+-- no status, or a status outside 2xx). Returns nil for a 2xx.
+-- ctx: { create = true } for a create POST.
+function Error.from_response(res, method, path, ctx)
+  local fields = { method = method, path = path, attempts = res.attempts, status = res.status }
+  if res.error then
+    local kind = res.error.kind
+    if not Error.kinds[kind] then kind = "network" end
+    local msg = res.error.message or kind
+    fields.details = { { message = msg } }
+    return Error.new(kind, msg, fields)
+  end
+  local status = res.status
+  if status == nil then
+    fields.details = { { message = "no response" } }
+    return Error.new("network", "no response", fields)
+  end
+  if status >= 200 and status <= 299 then return nil end
+  local details = Error.server_details(res.body)
+  local kind = Error.kind_for_status(status, details, ctx)
+  fields.details = details
+  local msg = details[1] and details[1].message or ("HTTP " .. status .. (REASONS[status] and
+    (" " .. REASONS[status]) or ""))
+  if #details == 0 then fields.details = { { message = msg } } end
+  return Error.new(kind, msg, fields)
+end
+
+-- A 2xx whose body is not what the call expects.
+function Error.protocol(message, method, path, res)
+  return Error.new("protocol", message, {
+    method = method, path = path, status = res and res.status, attempts = res and res.attempts,
+    details = { { message = message } },
+  })
+end
+
+-- Ambiguous failures: the request may or may not have taken effect.
+function Error.is_ambiguous(e)
+  return Error.is(e) and (e.kind == "network" or e.kind == "timeout" or e.kind == "server"
+    or e.kind == "protocol")
+end
+
+return Error

@@ -1,0 +1,124 @@
+-- Filters for GET /PurchaseOrders, by the names the API documents. Checked
+-- before any request so a misspelt name is an error, not a silently
+-- unfiltered listing.
+local dates = require "unleashed.dates"
+
+local M = {}
+
+M.STATUSES = { "Parked", "Placed", "Costed", "Receipted", "Complete", "Deleted", "Unapproved" }
+local STATUS_SET = {}
+for _, s in ipairs(M.STATUSES) do STATUS_SET[s] = true end
+
+-- name -> kind of value
+M.PURCHASE_ORDER = {
+  brief = "boolean",
+  completedAfter = "date",
+  completedBefore = "date",
+  customOrderStatus = "string",
+  endDate = "date",
+  modifiedSince = "date",
+  orderNumber = "string",
+  orderStatus = "status",
+  serialBatch = "boolean",
+  startDate = "date",
+  supplierCode = "string",
+  warehouseCode = "string",
+  pageSize = "page_size",
+}
+
+local function sorted_names(spec)
+  local names = {}
+  for k in pairs(spec) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+M.PURCHASE_ORDER_NAMES = sorted_names(M.PURCHASE_ORDER)
+
+local checkers = {}
+
+function checkers.boolean(v)
+  if type(v) == "boolean" then return v end
+  if v == "true" or v == "false" then return v == "true" end
+  return nil, "must be a boolean"
+end
+
+function checkers.date(v, name)
+  -- modifiedSince keeps the time of day; the others are dates.
+  return dates.coerce(v, name ~= "modifiedSince")
+end
+
+function checkers.string(v)
+  if type(v) ~= "string" then return nil, "must be a string" end
+  if v == "" then return nil, "must not be empty" end
+  if v:find("%c") then return nil, "must not contain control characters" end
+  return v
+end
+
+function checkers.status(v)
+  if type(v) ~= "string" then return nil, "must be a string" end
+  for s in (v .. ","):gmatch("([^,]*),") do
+    s = s:match("^%s*(.-)%s*$")
+    if not STATUS_SET[s] then
+      return nil, "must be one of " .. table.concat(M.STATUSES, ", ") .. " (or several, comma-separated)"
+    end
+  end
+  return v
+end
+
+function checkers.page_size(v)
+  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
+    return nil, "must be an integer from 1 to 1000"
+  end
+  if v < 1 or v > 1000 then return nil, "must be an integer from 1 to 1000" end
+  return math.tointeger(v)
+end
+
+-- Checks purchase order filters. Returns the query table (values converted
+-- for the wire) and a list of problems ({ field, message }), empty when none.
+function M.purchase_orders(f)
+  local query, problems = {}, {}
+  if f == nil then return query, problems end
+  if type(f) ~= "table" then
+    problems[1] = { field = "filters", message = "must be a table" }
+    return query, problems
+  end
+  for name, v in pairs(f) do
+    local kind = type(name) == "string" and M.PURCHASE_ORDER[name]
+    if not kind then
+      local valid = table.concat(M.PURCHASE_ORDER_NAMES, ", ")
+      problems[#problems + 1] = { field = tostring(name),
+                                  message = "is not a purchase order filter (valid: " .. valid .. ")" }
+    else
+      local out, rule = checkers[kind](v, name)
+      if out == nil then problems[#problems + 1] = { field = name, message = rule }
+      else query[name] = out end
+    end
+  end
+  table.sort(problems, function(a, b) return a.field < b.field end)
+  return query, problems
+end
+
+-- Any endpoint's query: string names, scalar values.
+function M.generic(f)
+  local query, problems = {}, {}
+  if f == nil then return query, problems end
+  if type(f) ~= "table" then
+    problems[1] = { field = "filters", message = "must be a table" }
+    return query, problems
+  end
+  for name, v in pairs(f) do
+    if type(name) ~= "string" or name == "" then
+      problems[#problems + 1] = { field = tostring(name), message = "filter names must be non-empty strings" }
+    elseif type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then
+      problems[#problems + 1] = { field = name, message = "must be a finite number" }
+    elseif type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
+      problems[#problems + 1] = { field = name, message = "must be a string, number or boolean" }
+    else
+      query[name] = v
+    end
+  end
+  table.sort(problems, function(a, b) return a.field < b.field end)
+  return query, problems
+end
+
+return M

@@ -1,0 +1,641 @@
+-- client.purchase_orders: listing, reading and creating purchase orders, and
+-- the PurchaseOrder object (the API's table with methods from a metatable).
+--
+-- Safety of retries: an order and a line are created under a GUID the client
+-- chooses, so their POSTs are idempotent and may be retried; after an
+-- ambiguous failure the GUID is looked up. Receipt and Complete are not
+-- idempotent: after an ambiguous failure the order is read back and the step
+-- is tried again only if the order did not reach its status.
+local Error = require "unleashed.error"
+local guid = require "unleashed.guid"
+local validate = require "unleashed.validate"
+local filters = require "unleashed.filters"
+local arithmetic = require "unleashed.arithmetic"
+local client_mod = require "unleashed.client"
+
+local M = {}
+
+local BASE = "/PurchaseOrders"
+
+local Resource = {}
+Resource.__index = Resource
+Resource.__name = "unleashed.PurchaseOrders"
+
+local Order = {}   -- methods of every purchase order
+
+local function order_tostring(po)
+  return ("unleashed.PurchaseOrder(%s, %s, %s)"):format(tostring(rawget(po, "OrderNumber")),
+    tostring(rawget(po, "OrderStatus")), tostring(rawget(po, "Guid")))
+end
+
+-- Each client has its own order metatable, which is how an order finds the
+-- client (and so the company) it belongs to.
+function M.new(client)
+  local order_mt = { __index = Order, __name = "unleashed.PurchaseOrder", __tostring = order_tostring,
+                     client = client }
+  return setmetatable({ client = client, _order_mt = order_mt }, Resource)
+end
+
+local function client_of(po)
+  local mt = getmetatable(po)
+  local c = type(mt) == "table" and rawget(mt, "client")
+  if not c then error("unleashed: not a purchase order (call methods with ':')", 3) end
+  return c
+end
+
+local function is_order(v)
+  return type(v) == "table" and type(v.Guid) == "string"
+end
+
+local function expect_order(v, res, method, path)
+  if not is_order(v) then
+    if type(v) == "table" and type(v.Items) == "table" and is_order(v.Items[1]) then return v.Items[1] end
+    error(Error.protocol("the response is not a purchase order", method, path, res), 0)
+  end
+  return v
+end
+
+-- Replaces the object's fields in place with the server's answer.
+local function replace(po, fresh)
+  for k in pairs(po) do po[k] = nil end
+  for k, v in pairs(fresh) do po[k] = v end
+  return po
+end
+
+local function raise_problems(what, problems, method, path)
+  if #problems > 0 then Error.raise_validation(what, problems, method, path) end
+end
+
+local function order_path(g) return BASE .. "/" .. g end
+
+local function check_guid(g, field, method)
+  if not guid.valid(g) then
+    Error.raise_validation("invalid GUID", { { field = field,
+      message = "must be a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX, hex digits)" } }, method)
+  end
+end
+
+-- ---- listing ----------------------------------------------------------------
+
+function Resource:_wrap()
+  local mt = self._order_mt
+  return function(item) return setmetatable(item, mt) end
+end
+
+--- purchase_orders:each(filters, opts): for po in ... do end
+-- opts: concurrency, page_size, progress(pages_done, pages_total), timeout, retries.
+function Resource:each(f, opts)
+  local query, problems = filters.purchase_orders(f)
+  local popts, oproblems = client_mod.check_paging_opts(opts, self.client.page_size, self.client.concurrency)
+  for _, p in ipairs(oproblems) do problems[#problems + 1] = p end
+  raise_problems("invalid listing", problems, "GET", BASE)
+  return self.client:_iterate(BASE, query, popts, self:_wrap())
+end
+
+--- purchase_orders:list(filters, opts) -> array of every order.
+function Resource:list(f, opts)
+  local out = {}
+  for po in self:each(f, opts) do out[#out + 1] = po end
+  return out
+end
+
+--- purchase_orders:page(n, filters) -> { items = {...}, pagination = {...} }
+-- filters may carry pageSize (default: the client's page_size).
+function Resource:page(n, f)
+  local problems = {}
+  if not math.tointeger(n) or n < 1 then
+    problems[1] = { field = "page", message = "must be an integer of 1 or more" }
+  end
+  local query, fproblems = filters.purchase_orders(f)
+  for _, p in ipairs(fproblems) do problems[#problems + 1] = p end
+  raise_problems("invalid page request", problems, "GET", BASE)
+  query.pageSize = query.pageSize or self.client.page_size
+  local path = BASE .. "/Page/" .. math.tointeger(n)
+  local doc, res = self.client:_call("GET", path, { query = query })
+  client_mod.check_page(doc, res, "GET", path)
+  local wrap = self:_wrap()
+  for i, item in ipairs(doc.Items) do doc.Items[i] = wrap(item) end
+  return { items = doc.Items, pagination = doc.Pagination }
+end
+
+local GET_OPTS = { serialBatch = true, brief = true }
+
+local function get_query(opts)
+  local problems, query = {}, {}
+  if opts ~= nil and type(opts) ~= "table" then
+    problems[1] = { field = "opts", message = "must be a table" }
+    return query, problems
+  end
+  for k, v in pairs(opts or {}) do
+    if not GET_OPTS[k] then
+      problems[#problems + 1] = { field = tostring(k),
+                                  message = "is not an option of get (valid: brief, serialBatch)" }
+    elseif type(v) ~= "boolean" then
+      problems[#problems + 1] = { field = k, message = "must be a boolean" }
+    else
+      query[k] = v
+    end
+  end
+  return query, problems
+end
+
+-- The order with this GUID, or nil when the server has none (404).
+function Resource:_find(g, query)
+  local path = order_path(g)
+  local ok, v, res = self.client:_try("GET", path, { query = query })
+  if ok then return setmetatable(expect_order(v, res, "GET", path), self._order_mt) end
+  if v.kind == "not_found" then return nil end
+  error(v, 0)
+end
+
+--- purchase_orders:get(guid, { serialBatch = true }) -> order
+function Resource:get(g, opts)
+  check_guid(g, "guid", "GET")
+  local query, problems = get_query(opts)
+  raise_problems("invalid options", problems, "GET", order_path(g))
+  local path = order_path(g)
+  local v, res = self.client:_call("GET", path, { query = query })
+  return setmetatable(expect_order(v, res, "GET", path), self._order_mt)
+end
+
+-- ---- reference data for the arithmetic ----------------------------------------
+-- Tax rates follow the API's hierarchy: the product's purchase tax, then the
+-- order's own (TaxCode, then Tax, then TaxRate), then the supplier's, then
+-- the default purchase tax. Looked up once per client (per company).
+
+local function cache(client, name)
+  local c = client._cache[name]
+  if not c then
+    c = {}
+    client._cache[name] = c
+  end
+  return c
+end
+
+local function taxes(client)
+  local c = cache(client, "taxes")
+  if not c.loaded then
+    for t in client:each("Taxes", nil, { page_size = 1000 }) do
+      if type(t.TaxCode) == "string" then c[t.TaxCode:lower()] = t end
+      if t.DefaultPurchaseTax then c.default = t end
+    end
+    c.loaded = true
+  end
+  return c
+end
+
+local function tax_rate_by_code(client, code, field)
+  local t = taxes(client)[code:lower()]
+  if not t or type(t.TaxRate) ~= "number" then
+    Error.raise_validation("unknown tax",
+      { { field = field, message = "no tax with TaxCode \"" .. code .. "\"" } })
+  end
+  return t.TaxRate
+end
+
+-- Finds one record of a reference resource by Guid or by exact code (case
+-- does not matter, as on the server). Code filters are sent but not relied
+-- on: the listing is scanned for the exact code, indexing what it passes.
+local function lookup(client, resource, code_field, filter, ref, field)
+  local c = cache(client, resource)
+  c.by_guid, c.by_code = c.by_guid or {}, c.by_code or {}
+  local function index(item)
+    if type(item) ~= "table" then return end
+    if type(item.Guid) == "string" then c.by_guid[item.Guid:lower()] = item end
+    if type(item[code_field]) == "string" then c.by_code[item[code_field]:lower()] = item end
+  end
+  local g = type(ref.Guid) == "string" and ref.Guid:lower()
+  local code = type(ref[code_field]) == "string" and ref[code_field]:lower()
+  local found = (g and c.by_guid[g]) or (not g and code and c.by_code[code])
+  if found then return found end
+  if g then
+    local ok, v = client:_try("GET", "/" .. resource .. "/" .. ref.Guid)
+    if ok and type(v) == "table" then
+      found = type(v.Guid) == "string" and v or (type(v.Items) == "table" and v.Items[1]) or nil
+    elseif not ok and v.kind ~= "not_found" then
+      error(v, 0)
+    end
+  elseif code then
+    for item in client:each(resource, { [filter] = ref[code_field] }, { page_size = 1000 }) do
+      index(item)
+      if type(item[code_field]) == "string" and item[code_field]:lower() == code then
+        found = item
+        break
+      end
+    end
+  end
+  if not found then
+    Error.raise_validation("unknown " .. resource, { { field = field .. (g and ".Guid" or "." .. code_field),
+      message = "no " .. resource:gsub("s$", ""):lower() .. " with this " .. (g and "Guid" or code_field) } })
+  end
+  index(found)
+  return found
+end
+
+-- The order-level rate: own tax, supplier's, default. `order` is the body
+-- being created (own tax fields) or an order read from the server (whose
+-- TaxRate already is the effective order tax).
+local function order_tax_rate(client, order, from_server)
+  if from_server and type(order.TaxRate) == "number" then return order.TaxRate end
+  if type(order.TaxCode) == "string" then return tax_rate_by_code(client, order.TaxCode, "TaxCode") end
+  if type(order.Tax) == "table" then
+    if type(order.Tax.TaxCode) == "string" then
+      return tax_rate_by_code(client, order.Tax.TaxCode, "Tax.TaxCode")
+    end
+    if type(order.Tax.TaxRate) == "number" then return order.Tax.TaxRate end
+  end
+  if type(order.TaxRate) == "number" then return order.TaxRate end
+  if type(order.Supplier) == "table" then
+    local sup = lookup(client, "Suppliers", "SupplierCode", "supplierCode", order.Supplier, "Supplier")
+    if type(sup.TaxCode) == "string" and sup.TaxCode ~= "" then
+      if type(sup.TaxRate) == "number" then return sup.TaxRate end
+      return tax_rate_by_code(client, sup.TaxCode, "Supplier")
+    end
+  end
+  local d = taxes(client).default
+  if not d then
+    Error.raise_validation("no default tax", { { field = "Tax",
+      message = "the account has no default purchase tax; give TaxCode or LineTax" } })
+  end
+  return d.TaxRate
+end
+
+local function line_tax_rate(client, line, order_rate_fn, field)
+  if type(line.Product) == "table" then
+    local prod = lookup(client, "Products", "ProductCode", "productCode", line.Product, field .. ".Product")
+    if type(prod.PurchaseTaxCode) == "string" and prod.PurchaseTaxCode ~= "" then
+      if type(prod.PurchaseTaxRate) == "number" then return prod.PurchaseTaxRate end
+      return tax_rate_by_code(client, prod.PurchaseTaxCode, field .. ".Product")
+    end
+  end
+  return order_rate_fn()
+end
+
+-- Fills LineTotal (and checks a given one) and LineTax for one line.
+local function fill_line(client, line, field, order_rate_fn, problems)
+  local expected
+  if line.OrderQuantity ~= nil and (line.UnitPrice ~= nil or line.LineTotal == nil) then
+    expected = arithmetic.line_total(line.OrderQuantity, line.UnitPrice or 0, line.DiscountRate)
+  end
+  if line.LineTotal == nil then
+    line.LineTotal = expected
+  elseif expected and not arithmetic.same_cents(expected, line.LineTotal) then
+    problems[#problems + 1] = { field = field .. ".LineTotal",
+      message = ("must equal round2(OrderQuantity x UnitPrice x (1 - DiscountRate)) = %.2f")
+        :format(expected) }
+  end
+  if line.LineTax == nil and line.LineTotal ~= nil then
+    line.LineTax = arithmetic.line_tax(line.LineTotal, line_tax_rate(client, line, order_rate_fn, field))
+  end
+end
+
+local function memo(fn)
+  local done, value = false, nil
+  return function()
+    if not done then value, done = fn(), true end
+    return value
+  end
+end
+
+-- Fills what the server requires and can be derived: line numbers, line
+-- totals and taxes, SubTotal, TaxTotal, Total. Checks given figures.
+local function fill_order(client, body)
+  local lines = body.PurchaseOrderLines or {}
+  local problems = {}
+  local order_rate = memo(function() return order_tax_rate(client, body, false) end)
+  local next_number = 0
+  for _, line in ipairs(lines) do
+    local n = math.tointeger(line.LineNumber)
+    if n and n > next_number then next_number = n end
+  end
+  for i, line in ipairs(lines) do
+    if line.LineNumber == nil then
+      next_number = next_number + 1
+      line.LineNumber = next_number
+    end
+    fill_line(client, line, "PurchaseOrderLines[" .. i .. "]", order_rate, problems)
+  end
+  local sub, tax = arithmetic.totals(lines)
+  for name, want in pairs{ SubTotal = sub, TaxTotal = tax } do
+    if body[name] == nil then body[name] = want
+    elseif not arithmetic.same_cents(body[name], want) then
+      problems[#problems + 1] = { field = name, message = ("must equal the sum of the lines' %s = %.2f")
+        :format(name == "SubTotal" and "LineTotal" or "LineTax", want) }
+    end
+  end
+  local _, _, want_total = arithmetic.totals{ { LineTotal = body.SubTotal, LineTax = body.TaxTotal } }
+  if body.Total == nil then
+    body.Total = want_total
+  elseif not arithmetic.same_cents(body.Total, want_total) then
+    problems[#problems + 1] = { field = "Total",
+                                message = ("must equal SubTotal + TaxTotal = %.2f"):format(want_total) }
+  end
+  table.sort(problems, function(a, b) return a.field < b.field end)
+  return problems
+end
+
+-- ---- create -----------------------------------------------------------------
+
+local function ref_matches(a, b, code_field)
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  if a.Guid and b.Guid then return a.Guid:lower() == b.Guid:lower() end
+  if a[code_field] and b[code_field] then return a[code_field]:lower() == b[code_field]:lower() end
+  return true
+end
+
+-- Whether an order found under our GUID is the one we sent: same supplier,
+-- same lines (product and quantity), in order.
+local function same_order(found, body)
+  if not ref_matches(found.Supplier, body.Supplier, "SupplierCode") then return false end
+  local a, b = found.PurchaseOrderLines or {}, body.PurchaseOrderLines or {}
+  if #a ~= #b then return false end
+  table.sort(a, function(x, y) return (x.LineNumber or 0) < (y.LineNumber or 0) end)
+  for i, line in ipairs(b) do
+    local got = a[i]
+    if not ref_matches(got.Product, line.Product, "ProductCode") then return false end
+    if not arithmetic.same_cents(got.LineTotal or 0, line.LineTotal or 0) then return false end
+  end
+  return true
+end
+
+local function is_already_exists(e)
+  if not Error.is(e) or (e.kind ~= "conflict" and e.kind ~= "validation") then return false end
+  for _, d in ipairs(e.details) do
+    if d.message:lower():find("already exists", 1, true) then return true end
+  end
+  return false
+end
+
+--- purchase_orders:create(order) -> order as the server stored it.
+function Resource:create(t)
+  local body, problems = validate.order(t, "post")
+  raise_problems("invalid purchase order", problems, "POST", BASE)
+  body.Guid = body.Guid or guid.new()
+  local path = order_path(body.Guid)
+  problems = fill_order(self.client, body)
+  raise_problems("invalid purchase order", problems, "POST", path)
+
+  local ok, v, res = self.client:_try("POST", path, { body = body, idempotent = true }, { create = true })
+  if ok then return setmetatable(expect_order(v, res, "POST", path), self._order_mt) end
+  local e = v
+  if not (Error.is_ambiguous(e) or is_already_exists(e)) then error(e, 0) end
+  -- The order may exist (a lost response, or an earlier attempt of this
+  -- create): look the GUID up.
+  local found_ok, found = pcall(self._find, self, body.Guid)
+  if found_ok and found then
+    if same_order(found, body) then return found end
+    e.kind = "conflict"
+    e.message = "a different purchase order with Guid " .. body.Guid .. " already exists"
+    table.insert(e.details, 1, { field = "Guid", message = e.message })
+    error(e, 0)
+  end
+  e.guid = body.Guid
+  if not found_ok then
+    e.details[#e.details + 1] = { field = "Guid", message = "the order may have been created; looking up "
+      .. body.Guid .. " failed too (" .. tostring(found.kind or found) .. "): retry with this Guid" }
+  end
+  error(e, 0)
+end
+
+-- ---- the PurchaseOrder object -----------------------------------------------
+
+local function self_guid(po)
+  local g = rawget(po, "Guid")
+  if not guid.valid(g) then
+    Error.raise_validation("invalid purchase order",
+      { { field = "Guid", message = "the object has no valid Guid" } })
+  end
+  return g
+end
+
+local function order_mt_of(po) return getmetatable(po) end
+
+-- Reads the order back and replaces the object's fields.
+function Order:refresh()
+  local client = client_of(self)
+  local path = order_path(self_guid(self))
+  local v, res = client:_call("GET", path)
+  replace(self, expect_order(v, res, "GET", path))
+  return self
+end
+
+-- Applies a method's answer: the order itself, or (for answers that are not
+-- the order, such as an empty body) a fresh read.
+local function absorb(po, v)
+  if is_order(v) and v.Guid:lower() == po.Guid:lower() and v.OrderStatus ~= nil then
+    replace(po, v)
+  else
+    po:refresh()
+  end
+  return po
+end
+
+local PUT_NOT_ALLOWED = {
+  PurchaseOrderLines = "cannot be changed by update: use add_line, update_line and delete_line",
+  Currency = "cannot be changed after the order is created",
+  Guid = "cannot be changed", OrderNumber = "cannot be changed",
+  SubTotal = "is computed by the server from the lines",
+  TaxTotal = "is computed by the server from the lines",
+  Total = "is computed by the server from the lines", ReceivedDate = "is set by receipt()",
+  Tax = "cannot be changed by update: use TaxCode",
+}
+
+--- po:update(fields): PUT /PurchaseOrders/{guid}; the object then holds
+-- what the server returned.
+function Order:update(fields)
+  local client = client_of(self)
+  local g = self_guid(self)
+  local path = order_path(g)
+  if type(fields) ~= "table" then
+    Error.raise_validation("invalid update", { { field = "fields", message = "must be a table" } },
+      "PUT", path)
+  end
+  local body, problems = validate.order(fields, "put")
+  for k in pairs(fields) do
+    if PUT_NOT_ALLOWED[k] then problems[#problems + 1] = { field = k, message = PUT_NOT_ALLOWED[k] } end
+  end
+  local status = fields.OrderStatus or self.OrderStatus
+  if validate.NEEDS_LINES[status] and #(self.PurchaseOrderLines or {}) == 0 and fields.OrderStatus then
+    problems[#problems + 1] = { field = "OrderStatus",
+                                message = "the order needs at least one line to be " .. status }
+  end
+  table.sort(problems, function(a, b) return a.field < b.field end)
+  raise_problems("invalid update", problems, "PUT", path)
+  -- PUT requires OrderStatus and Supplier: unchanged ones are sent as they are.
+  body.OrderStatus = body.OrderStatus or self.OrderStatus
+  if body.Supplier == nil and type(self.Supplier) == "table" then
+    body.Supplier = { Guid = self.Supplier.Guid, SupplierCode = self.Supplier.Guid == nil
+      and self.Supplier.SupplierCode or nil }
+  end
+  local v = client:_call("PUT", path, { body = body })
+  return absorb(self, v)
+end
+
+local function find_line(po, line_guid)
+  for i, line in ipairs(po.PurchaseOrderLines or {}) do
+    if type(line.Guid) == "string" and line.Guid:lower() == line_guid:lower() then return line, i end
+  end
+  return nil
+end
+
+--- po:add_line(line) -> the new line (as the server stored it).
+-- The client chooses the line's Guid and LineNumber and fills LineTotal and
+-- LineTax; the POST is then safe to retry.
+function Order:add_line(line)
+  local client = client_of(self)
+  local g = self_guid(self)
+  local path = order_path(g) .. "/Lines"
+  local body, problems = validate.line(line, "post")
+  raise_problems("invalid line", problems, "POST", path)
+  body.Guid = body.Guid or guid.new()
+  if body.LineNumber == nil then
+    local max = 0
+    for _, l in ipairs(self.PurchaseOrderLines or {}) do
+      local n = math.tointeger(l.LineNumber)
+      if n and n > max then max = n end
+    end
+    body.LineNumber = max + 1
+  end
+  problems = {}
+  local mt = order_mt_of(self)
+  fill_line(client, body, "line", memo(function() return order_tax_rate(mt.client, self, true) end), problems)
+  raise_problems("invalid line", problems, "POST", path)
+  local ok, v = client:_try("POST", path, { body = body, idempotent = true }, { create = true })
+  if not ok and not (Error.is_ambiguous(v) or is_already_exists(v)) then error(v, 0) end
+  if ok then absorb(self, v) else self:refresh() end
+  local stored = find_line(self, body.Guid)
+  if not stored then
+    if not ok then error(v, 0) end
+    error(Error.protocol("the server's answer does not hold the new line " .. body.Guid, "POST", path), 0)
+  end
+  return stored
+end
+
+--- po:update_line(line_guid, fields) -> the line as stored. Fields not given
+-- keep their values; LineTotal and LineTax are recomputed when not given.
+function Order:update_line(line_guid, fields)
+  local client = client_of(self)
+  local g = self_guid(self)
+  check_guid(line_guid, "line_guid", "PUT")
+  local path = order_path(g) .. "/Lines/" .. line_guid
+  local body, problems = validate.line(fields, "put_partial", "")
+  for _, k in ipairs{ "Product", "UnitOfMeasure", "LineNumber", "Guid", "Volume", "Weight" } do
+    if type(fields) == "table" and fields[k] ~= nil then
+      problems[#problems + 1] = { field = k, message = "cannot be changed on an existing line" }
+    end
+  end
+  raise_problems("invalid line", problems, "PUT", path)
+  local existing = find_line(self, line_guid)
+  if not existing then
+    self:refresh()
+    existing = find_line(self, line_guid)
+  end
+  if not existing then
+    error(Error.new("not_found", "the order has no line " .. line_guid, {
+      method = "PUT", path = path,
+      details = { { field = "line_guid", message = "no such line in this order" } } }), 0)
+  end
+  -- The arithmetic needs the quantity in the line's unit, the price and the discount.
+  if body.OrderQuantity == nil then
+    body.OrderQuantity = existing.PurchaseUnitOrderQuantity or existing.OrderQuantity
+  end
+  if body.UnitPrice == nil then body.UnitPrice = existing.UnitPrice end
+  if body.DiscountRate == nil then body.DiscountRate = existing.DiscountRate end
+  local recompute = fields.OrderQuantity ~= nil or fields.UnitPrice ~= nil or fields.DiscountRate ~= nil
+  if body.LineTotal == nil then
+    body.LineTotal = arithmetic.line_total(body.OrderQuantity, body.UnitPrice or 0, body.DiscountRate)
+  end
+  if body.LineTax == nil then
+    if not recompute and fields.LineTotal == nil and existing.LineTax ~= nil then
+      body.LineTax = existing.LineTax
+    else
+      local rate = existing.LineTaxRate
+      if type(rate) ~= "number" then rate = order_tax_rate(client, self, true) end
+      body.LineTax = arithmetic.line_tax(body.LineTotal, rate)
+    end
+  end
+  local v = client:_call("PUT", path, { body = body })
+  absorb(self, v)
+  return find_line(self, line_guid)
+end
+
+--- po:delete_line(line_guid)
+function Order:delete_line(line_guid)
+  local client = client_of(self)
+  local g = self_guid(self)
+  check_guid(line_guid, "line_guid", "DELETE")
+  local path = order_path(g) .. "/Lines/" .. line_guid
+  local ok, v = client:_try("DELETE", path)
+  if not ok then
+    -- A retried DELETE whose first attempt took effect answers 404.
+    if v.kind == "not_found" and (v.attempts or 1) > 1 then
+      self:refresh()
+      if not find_line(self, line_guid) then return self end
+    end
+    error(v, 0)
+  end
+  absorb(self, v)
+  return self
+end
+
+-- Receipt and Complete: POSTs that are not idempotent. After an ambiguous
+-- failure the order is read back: if it reached the status the step took
+-- effect; otherwise it is tried again, up to the client's retry budget.
+local function step(po, name, target_statuses)
+  local client = client_of(po)
+  local path = order_path(self_guid(po)) .. "/" .. name
+  local tries = 0
+  while true do
+    tries = tries + 1
+    local ok, v = client:_try("POST", path, { idempotent = false })
+    if ok then return absorb(po, v) end
+    if not Error.is_ambiguous(v) or tries > client.max_retries then error(v, 0) end
+    local rok = pcall(po.refresh, po)
+    if rok and target_statuses[po.OrderStatus] then return po end
+    if not rok then error(v, 0) end
+  end
+end
+
+--- po:receipt(): POST .../Receipt
+function Order:receipt()
+  return step(self, "Receipt", { Receipted = true, Costed = true, Complete = true })
+end
+
+--- po:complete(): POST .../Complete
+function Order:complete()
+  return step(self, "Complete", { Complete = true })
+end
+
+--- po:delete(): DELETE /PurchaseOrders/{guid}; the object then holds the
+-- deleted order as the server shows it (OrderStatus "Deleted").
+function Order:delete()
+  local client = client_of(self)
+  local path = order_path(self_guid(self))
+  local ok, v = client:_try("DELETE", path)
+  if not ok then
+    if not (v.kind == "not_found" and (v.attempts or 1) > 1) then error(v, 0) end
+    v = nil
+  end
+  if is_order(v) then
+    replace(self, v)
+  else
+    local rok = pcall(self.refresh, self)
+    if not rok then self.OrderStatus = "Deleted" end
+  end
+  return self
+end
+
+--- po:costs() -> array of the order's costs.
+function Order:costs()
+  local client = client_of(self)
+  local path = order_path(self_guid(self)) .. "/Costs"
+  local v, res = client:_call("GET", path)
+  if type(v) == "table" and type(v.Items) == "table" then return v.Items end
+  if type(v) == "table" and (#v > 0 or next(v) == nil) then return v end
+  if v == nil then return {} end
+  error(Error.protocol("the response is not a list of costs", "GET", path, res), 0)
+end
+
+M.Order = Order
+M.fill_order = fill_order
+return M
