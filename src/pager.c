@@ -1,0 +1,415 @@
+/* The Pager userdata: pages first..last fetched over a libcurl multi handle
+ * that shares the client's connection cache, at most `concurrency` pages
+ * held at once (in flight, backing off, or done and waiting their turn), and
+ * handed out strictly in page order.
+ *
+ * Page p lives in slot (p - first) % concurrency: the pages held are always
+ * the run next_out .. next_start-1, shorter than the ring, so a slot is free
+ * again exactly when its page has been handed out. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+
+#define MAX_PAGE 1000000000
+#define POLL_MS 1000
+
+enum { SLOT_FREE, SLOT_RUNNING, SLOT_BACKOFF, SLOT_DONE };
+
+typedef struct slot {
+    int page;
+    int state;
+    double due;          /* SLOT_BACKOFF: when the next attempt may start */
+    unl_xfer x;
+} slot;
+
+struct unl_pager {
+    unl_client *client;          /* NULL once released */
+    unl_pager *prev, *next;      /* the client's list of live pagers */
+    int released, client_closed;
+    CURLM *multi;
+    struct curl_slist *headers;  /* one signature serves every page: only the path differs */
+    char *base, *prefix, *suffix, *query;
+    char *url, *path;            /* scratch, sized at creation */
+    size_t urlcap, pathcap;
+    slot *slots;
+    int conc, first, last, next_out, next_start;
+    int oom;
+    unl_settings s;
+};
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+void unl_pager_release(unl_pager *p, int client_closed)
+{
+    int i;
+    if (client_closed)
+        p->client_closed = 1;
+    if (p->released)
+        return;
+    p->released = 1;
+    if (p->slots) {
+        for (i = 0; i < p->conc; i++) {
+            slot *sl = &p->slots[i];
+            if (sl->state == SLOT_RUNNING && p->multi && sl->x.easy)
+                curl_multi_remove_handle(p->multi, sl->x.easy);
+            unl_xfer_free(&sl->x);
+        }
+        free(p->slots);
+        p->slots = NULL;
+    }
+    if (p->multi) {
+        curl_multi_cleanup(p->multi);
+        p->multi = NULL;
+    }
+    if (p->headers) {
+        curl_slist_free_all(p->headers);
+        p->headers = NULL;
+    }
+    free(p->base);
+    free(p->prefix);
+    free(p->suffix);
+    free(p->query);
+    free(p->url);
+    free(p->path);
+    p->base = p->prefix = p->suffix = p->query = p->url = p->path = NULL;
+    if (p->client) {
+        if (p->prev)
+            p->prev->next = p->next;
+        else
+            p->client->pagers = p->next;
+        if (p->next)
+            p->next->prev = p->prev;
+        p->prev = p->next = NULL;
+        p->client = NULL;
+    }
+}
+
+static int l_pager_gc(lua_State *L)
+{
+    unl_pager_release(luaL_checkudata(L, 1, UNL_PAGER_MT), 0);
+    return 0;
+}
+
+static int l_pager_tostring(lua_State *L)
+{
+    unl_pager *p = luaL_checkudata(L, 1, UNL_PAGER_MT);
+    if (p->released)
+        lua_pushliteral(L, "unleashed.Pager(closed)");
+    else
+        lua_pushfstring(L, "unleashed.Pager(%s%%d%s, pages %d..%d, next %d)", p->prefix,
+                        p->suffix, p->first, p->last, p->next_out);
+    return 1;
+}
+
+/* ---- scheduling (no Lua calls between the curl calls) ------------------ */
+
+static char *dup_str(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static void format_path(unl_pager *p, int page)
+{
+    snprintf(p->path, p->pathcap, "%s%d%s", p->prefix, page, p->suffix);
+}
+
+static CURLcode start_attempt(unl_pager *p, slot *sl)
+{
+    CURLcode rc;
+    format_path(p, sl->page);
+    snprintf(p->url, p->urlcap, "%s%s%s", p->base, p->path, p->query);
+    rc = unl_xfer_setup(p->client, &sl->x, p->url, p->headers, &p->s);
+    if (rc != CURLE_OK)
+        return rc;
+    if (curl_multi_add_handle(p->multi, sl->x.easy) != CURLM_OK)
+        return CURLE_OUT_OF_MEMORY;
+    sl->state = SLOT_RUNNING;
+    return CURLE_OK;
+}
+
+/* Starts every page that fits in the window. */
+static CURLcode fill(unl_pager *p)
+{
+    while (p->next_start <= p->last && p->next_start - p->next_out < p->conc) {
+        slot *sl = &p->slots[(p->next_start - p->first) % p->conc];
+        CURLcode rc;
+        sl->page = p->next_start;
+        unl_xfer_begin(&sl->x, p->s.retries);   /* room reserved at creation: cannot fail */
+        rc = start_attempt(p, sl);
+        if (rc != CURLE_OK)
+            return rc;
+        p->next_start++;
+    }
+    return CURLE_OK;
+}
+
+static slot *slot_of(unl_pager *p, CURL *e)
+{
+    int i;
+    for (i = 0; i < p->conc; i++)
+        if (p->slots[i].x.easy == e && p->slots[i].state == SLOT_RUNNING)
+            return &p->slots[i];
+    return NULL;
+}
+
+/* A transfer ended: done, or scheduled for a retry after its backoff (the
+ * wait becomes a deadline for the poll, never a sleep). */
+static void finished(unl_pager *p, CURL *e, CURLcode code)
+{
+    slot *sl = slot_of(p, e);
+    double wait, now;
+    curl_multi_remove_handle(p->multi, e);
+    if (sl == NULL)
+        return;
+    format_path(p, sl->page);
+    unl_xfer_finish(&sl->x, code, "GET", p->path);
+    if (sl->x.failed & UNL_FAIL_OOM)
+        p->oom = 1;
+    wait = unl_retry_wait(p->client, &sl->x, sl->x.nevents + 1, &p->s);
+    unl_xfer_record(&sl->x, wait);
+    now = unl_now();
+    if (wait < 0) {
+        sl->state = SLOT_DONE;
+        sl->x.ms = (now - sl->x.t_start) * 1000.0;
+    } else {
+        sl->state = SLOT_BACKOFF;
+        sl->due = now + wait;
+    }
+}
+
+/* One round: start due retries, let libcurl work, collect what ended.
+ * Returns a description of a libcurl failure, or NULL. */
+static const char *work(unl_pager *p)
+{
+    int i, running = 0, left = 0;
+    double now = unl_now();
+    CURLMsg *msg;
+    CURLMcode mc;
+    for (i = 0; i < p->conc; i++) {
+        slot *sl = &p->slots[i];
+        if (sl->state == SLOT_BACKOFF && sl->due <= now) {
+            CURLcode rc = start_attempt(p, sl);
+            if (rc != CURLE_OK)
+                return curl_easy_strerror(rc);
+        }
+    }
+    mc = curl_multi_perform(p->multi, &running);
+    if (mc != CURLM_OK)
+        return curl_multi_strerror(mc);
+    while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) {
+            CURL *e = msg->easy_handle;
+            CURLcode code = msg->data.result;
+            finished(p, e, code);   /* msg is invalid after the removal inside */
+        }
+    }
+    return NULL;
+}
+
+/* Milliseconds the poll may sleep: until the earliest retry is due. */
+static int poll_ms(unl_pager *p)
+{
+    int i;
+    double now = unl_now(), best = POLL_MS;
+    for (i = 0; i < p->conc; i++) {
+        slot *sl = &p->slots[i];
+        if (sl->state == SLOT_BACKOFF) {
+            double ms = ceil((sl->due - now) * 1000.0);
+            if (ms < best)
+                best = ms;
+        }
+    }
+    return best < 0 ? 0 : (int)best;
+}
+
+/* ---- next --------------------------------------------------------------- */
+
+static unl_pager *check_pager(lua_State *L)
+{
+    unl_pager *p = luaL_checkudata(L, 1, UNL_PAGER_MT);
+    if (p->client_closed)
+        luaL_error(L, "client is closed");
+    return p;
+}
+
+static int l_pager_next(lua_State *L)
+{
+    unl_pager *p = check_pager(L);
+    slot *target;
+    const char *err;
+    CURLcode rc;
+    if (p->next_out > p->last) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (p->released)
+        return luaL_error(L, "pager is closed");
+    rc = fill(p);
+    if (rc != CURLE_OK)
+        return luaL_error(L, "pager: libcurl failed: %s", curl_easy_strerror(rc));
+    target = &p->slots[(p->next_out - p->first) % p->conc];
+    for (;;) {
+        err = work(p);
+        if (err)
+            return luaL_error(L, "pager: libcurl failed: %s", err);
+        if (p->oom)
+            return luaL_error(L, "not enough memory");
+        if (target->state == SLOT_DONE)
+            break;
+        if (curl_multi_poll(p->multi, NULL, 0, poll_ms(p), NULL) != CURLM_OK)
+            return luaL_error(L, "pager: libcurl poll failed");
+    }
+    lua_pushinteger(L, target->page);
+    unl_push_result(L, &target->x);
+    /* Handed out: the slot takes the next page, which starts at once so it
+     * progresses while the caller works on this one. */
+    target->state = SLOT_FREE;
+    unl_xfer_trim(&target->x);
+    p->next_out++;
+    if (p->next_out > p->last) {
+        unl_pager_release(p, 0);   /* nothing left in flight: give the handles back now */
+        return 2;
+    }
+    rc = fill(p);
+    if (rc == CURLE_OK) {
+        int running;
+        curl_multi_perform(p->multi, &running);
+    }
+    return 2;
+}
+
+static int l_pager_close(lua_State *L)
+{
+    unl_pager_release(luaL_checkudata(L, 1, UNL_PAGER_MT), 0);
+    return 0;
+}
+
+/* ---- client:pager(path_format, opts) ------------------------------------ */
+
+int unl_client_pager(lua_State *L)
+{
+    unl_client *c = unl_check_client(L, 1);
+    size_t flen, i, wlen, slen, blen;
+    const char *fmt = luaL_checklstring(L, 2, &flen);
+    const char *mark = NULL, *wire, *signed_text;
+    char sig[UNL_SIG_LEN + 1];
+    int first, last, conc, retries;
+    unl_settings s;
+    unl_pager *p;
+
+    for (i = 0; i < flen; i++) {
+        unsigned char ch = (unsigned char)fmt[i];
+        if (ch <= 0x20 || ch == 0x7f || ch == '?' || ch == '#')
+            return luaL_argerror(L, 2, "path_format: must not contain spaces, controls, '?' "
+                                       "or '#' (the query goes in opts.query)");
+        if (ch == '%' && i + 1 < flen && fmt[i + 1] == 'd') {
+            if (mark)
+                return luaL_argerror(L, 2, "path_format: must contain exactly one %d");
+            mark = fmt + i;
+        }
+    }
+    if (flen == 0 || fmt[0] != '/')
+        return luaL_argerror(L, 2, "path_format: must start with '/'");
+    if (mark == NULL)
+        return luaL_argerror(L, 2, "path_format: must contain exactly one %d");
+    if (lua_isnoneornil(L, 3))
+        return luaL_argerror(L, 3, "last: required, an integer page number");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    first = unl_opt_int(L, 3, 3, "first", 1, 1, MAX_PAGE);
+    if (lua_getfield(L, 3, "last") == LUA_TNIL)
+        return luaL_argerror(L, 3, "last: required, an integer page number");
+    lua_pop(L, 1);
+    last = unl_opt_int(L, 3, 3, "last", 1, first, MAX_PAGE);
+    conc = unl_opt_int(L, 3, 3, "concurrency", 4, 1, UNL_MAX_CONCURRENCY);
+    retries = unl_opt_int(L, 3, 3, "retries", c->max_retries, 0, UNL_MAX_RETRIES);
+    s.timeout_ms = unl_ms(unl_opt_seconds(L, 3, 3, "timeout", c->timeout));
+    s.connect_timeout_ms = unl_ms(unl_opt_seconds(L, 3, 3, "connect_timeout",
+                                                  c->connect_timeout));
+    s.retries = retries;
+    s.idempotent = 1;
+    if (lua_getfield(L, 3, "query") != LUA_TNIL && !lua_istable(L, -1))
+        return luaL_argerror(L, 3, "query: must be a table");
+    unl_query_push(L, lua_gettop(L));
+    signed_text = lua_tolstring(L, -2, &slen);
+    wire = lua_tolstring(L, -1, &wlen);
+
+    /* The box (with its __gc, holding the client alive through its user
+     * value) exists before anything it owns. */
+    p = lua_newuserdatauv(L, sizeof *p, 1);
+    memset(p, 0, sizeof *p);
+    luaL_setmetatable(L, UNL_PAGER_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    p->client = c;
+    p->next = c->pagers;
+    if (c->pagers)
+        c->pagers->prev = p;
+    c->pagers = p;
+    p->first = p->next_out = p->next_start = first;
+    p->last = last;
+    p->conc = conc;
+    p->s = s;
+
+    blen = strlen(c->base_url);
+    p->base = dup_str(c->base_url, blen);
+    p->prefix = dup_str(fmt, (size_t)(mark - fmt));
+    p->suffix = dup_str(mark + 2, flen - (size_t)(mark - fmt) - 2);
+    p->query = malloc(wlen + 2);
+    p->pathcap = flen + 16;
+    p->urlcap = blen + p->pathcap + wlen + 2;
+    p->path = malloc(p->pathcap);
+    p->url = malloc(p->urlcap);
+    p->slots = calloc((size_t)conc, sizeof *p->slots);
+    if (!p->base || !p->prefix || !p->suffix || !p->query || !p->path || !p->url || !p->slots)
+        return luaL_error(L, "not enough memory");
+    if (wlen > 0) {
+        p->query[0] = '?';
+        memcpy(p->query + 1, wire, wlen + 1);
+    } else {
+        p->query[0] = '\0';
+    }
+    for (i = 0; i < (size_t)conc; i++)
+        if (unl_xfer_begin(&p->slots[i].x, retries) != 0)
+            return luaL_error(L, "not enough memory");
+    if (unl_sign(c->key, c->keylen, signed_text, slen, sig) != 0) {
+        unl_push_openssl_error(L, "HMAC-SHA256 failed");
+        return lua_error(L);
+    }
+    p->headers = unl_headers_new(c, sig);
+    if (p->headers == NULL)
+        return luaL_error(L, "not enough memory");
+    p->multi = curl_multi_init();
+    if (p->multi == NULL)
+        return luaL_error(L, "not enough memory");
+    return 1;
+}
+
+void unl_open_pager(lua_State *L)
+{
+    static const luaL_Reg meta[] = {
+        { "__gc", l_pager_gc },
+        { "__close", l_pager_gc },
+        { "__tostring", l_pager_tostring },
+        { NULL, NULL }
+    };
+    static const luaL_Reg methods[] = {
+        { "next", l_pager_next },
+        { "close", l_pager_close },
+        { NULL, NULL }
+    };
+    if (luaL_newmetatable(L, UNL_PAGER_MT)) {
+        luaL_setfuncs(L, meta, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
