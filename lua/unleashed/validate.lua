@@ -56,6 +56,17 @@ function M.decimal(places, min, max)
   end }
 end
 
+-- A decimal that must be greater than zero (quantities ordered).
+function M.positive(places)
+  local base = M.decimal(places)
+  return { kind = "decimal", places = places, check = function(v, path, problems)
+    local n = #problems
+    local out = base.check(v, path, problems)
+    if #problems == n and v <= 0 then return add(problems, path, "must be greater than 0") end
+    return out
+  end }
+end
+
 function M.integer(min)
   return { kind = "integer", check = function(v, path, problems)
     local i = math.tointeger(v)
@@ -207,7 +218,7 @@ local LINE_FIELDS = {
   LineNumber = M.integer(1),
   LineTax = M.decimal(2),
   LineTotal = M.decimal(2),
-  OrderQuantity = M.decimal(4, 0),
+  OrderQuantity = M.positive(4),
   PendingBatchNumbers = M.array(PendingBatchRequired),
   PendingSerialNumbers = M.array(PendingSerial),
   Product = Product,

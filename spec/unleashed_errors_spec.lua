@@ -1,0 +1,148 @@
+-- unleashed.Error: how responses map to kinds, what the details hold, and
+-- how an error reads when a script dies with it.
+local Error = require "unleashed.error"
+local unleashed = require "unleashed"
+
+local function res(status, body, extra)
+  local r = { status = status, body = body, attempts = 1, headers = {} }
+  for k, v in pairs(extra or {}) do r[k] = v end
+  return r
+end
+
+describe("unleashed.Error mapping", function()
+  it("is the table exported as unleashed.Error", function()
+    assert.equal(Error, unleashed.Error)
+  end)
+
+  local cases = {
+    { 400, '{"Description":"Bad thing"}', "validation" },
+    { 401, "", "auth" },
+    { 403, '{"Description":"Forbidden: signature"}', "auth" },
+    { 404, "", "not_found" },
+    { 409, "", "conflict" },
+    { 408, "", "timeout" },
+    { 429, '{"Description":"Too many requests"}', "rate_limited" },
+    { 429, '{"Description":"Monthly API call quota exceeded (10 calls)"}', "quota" },
+    { 500, "", "server" },
+    { 502, "<html>bad gateway</html>", "server" },
+    { 503, "", "server" },
+    { 418, "", "validation" },
+    { 302, "", "protocol" },
+  }
+  for _, c in ipairs(cases) do
+    it(("maps %d %s to %s"):format(c[1], c[2], c[3]), function()
+      local e = Error.from_response(res(c[1], c[2]), "GET", "/PurchaseOrders")
+      assert.is_true(Error.is(e))
+      assert.equal(c[3], e.kind)
+      assert.equal(c[1], e.status)
+      assert.equal("GET", e.method)
+      assert.equal("/PurchaseOrders", e.path)
+      assert.is_true(Error.is(e, c[3]))
+      assert.is_false(Error.is(e, c[3] == "server" and "auth" or "server"))
+    end)
+  end
+
+  it("returns nil for every 2xx", function()
+    for _, s in ipairs{ 200, 201, 204, 299 } do
+      assert.is_nil(Error.from_response(res(s, "{}"), "GET", "/x"))
+    end
+  end)
+
+  it("maps 400 'already exists' to conflict on a create only", function()
+    local body = '{"Items":[{"Field":"Guid","Description":"A purchase order with this Guid already exists"}]}'
+    assert.equal("conflict", Error.from_response(res(400, body), "POST", "/PurchaseOrders/x", { create = true }).kind)
+    assert.equal("validation", Error.from_response(res(400, body), "POST", "/PurchaseOrders/x").kind)
+  end)
+
+  it("takes transport failures from res.error", function()
+    for _, kind in ipairs{ "timeout", "network", "tls", "protocol" } do
+      local e = Error.from_response({ error = { kind = kind, message = "it failed", code = 7 }, attempts = 4,
+                                      sent = true }, "GET", "/Suppliers")
+      assert.equal(kind, e.kind)
+      assert.is_nil(e.status)
+      assert.equal(4, e.attempts)
+      assert.equal("it failed", e.message)
+    end
+  end)
+
+  it("keeps every Field/Description of an Items body, in order", function()
+    local body = '{"Items":[{"Field":"Supplier","Description":"Supplier is required"},' ..
+                 '{"Field":"PurchaseOrderLines[0].LineTotal","Description":"LineTotal must equal 1.00"},' ..
+                 '{"Description":"no field here"}]}'
+    local e = Error.from_response(res(400, body), "POST", "/PurchaseOrders/g")
+    assert.equal(3, #e.details)
+    assert.same({ field = "Supplier", message = "Supplier is required" }, e.details[1])
+    assert.same({ field = "PurchaseOrderLines[0].LineTotal", message = "LineTotal must equal 1.00" }, e.details[2])
+    assert.same({ message = "no field here" }, e.details[3])
+    assert.equal("Supplier is required", e.message)
+  end)
+
+  it("reads a {Description} body", function()
+    local e = Error.from_response(res(400, '{"Description":"Purchase order PO-1 is Complete"}'), "PUT", "/p")
+    assert.same({ { message = "Purchase order PO-1 is Complete" } }, e.details)
+  end)
+
+  it("keeps a short, single-line excerpt of a body that is not JSON", function()
+    local e = Error.from_response(res(502, "<html>\n" .. ("x"):rep(1000) .. "</html>"), "GET", "/p")
+    assert.equal(1, #e.details)
+    assert.is_nil(e.details[1].message:find("\n"))
+    assert.is_true(#e.details[1].message <= 210)
+  end)
+
+  it("names the status when the body says nothing", function()
+    local e = Error.from_response(res(404, ""), "GET", "/PurchaseOrders/abc")
+    assert.equal("HTTP 404 not found", e.message)
+    assert.equal(1, #e.details)
+  end)
+end)
+
+describe("unleashed.Error __tostring", function()
+  it("reads as kind, status, method, path and every detail", function()
+    local body = '{"Items":[{"Field":"Supplier","Description":"Supplier is required"},' ..
+                 '{"Field":"OrderStatus","Description":"OrderStatus is required"}]}'
+    local e = Error.from_response(res(400, body), "POST", "/PurchaseOrders/1234")
+    assert.equal("unleashed: validation error (400) POST /PurchaseOrders/1234: Supplier: Supplier is required; "
+                 .. "OrderStatus: OrderStatus is required", tostring(e))
+  end)
+
+  it("says how many attempts were made when there were several", function()
+    local e = Error.from_response(res(503, '{"Description":"down"}', { attempts = 4 }), "GET", "/Taxes")
+    assert.equal("unleashed: server error (503) GET /Taxes: down (after 4 attempts)", tostring(e))
+  end)
+
+  it("reads well for a local validation error with no request", function()
+    local e = Error.validation("invalid", { { field = "api_id", message = "is required" } })
+    assert.equal("unleashed: validation error: api_id: is required", tostring(e))
+  end)
+
+  it("is what a script that dies with the error prints", function()
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local Error = require "unleashed.error"
+      error(Error.new("not_found", "No purchase order with Guid x", { status = 404, method = "GET",
+        path = "/PurchaseOrders/x", details = { { message = "No purchase order with Guid x" } } }))
+    ]])
+    f:close()
+    local p = io.popen("lua5.4 " .. script .. " 2>&1")
+    local out = p:read("a")
+    p:close()
+    os.remove(script)
+    assert.matches("unleashed: not found error %(404%) GET /PurchaseOrders/x: No purchase order with Guid x", out)
+  end)
+
+  it("never holds the key or the signature of the request", function()
+    local key = "c2VjcmV0LWtleS0xMjM0NTY3ODkw"
+    local sig = unleashed.sign("", key)
+    local e = Error.from_response(res(403, '{"Description":"Forbidden: the api-auth-signature header does ' ..
+      'not match"}', { headers = { ["api-auth-signature"] = sig } }), "GET", "/PurchaseOrders")
+    local text = tostring(e)
+    for _, secret in ipairs{ key, sig } do
+      assert.is_nil(text:find(secret, 1, true))
+      for k, v in pairs(e) do
+        assert.is_nil(tostring(k):find(secret, 1, true))
+        assert.is_nil(tostring(v):find(secret, 1, true))
+      end
+    end
+  end)
+end)
