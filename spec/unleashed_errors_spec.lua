@@ -50,7 +50,8 @@ describe("unleashed.Error mapping", function()
 
   it("maps 400 'already exists' to conflict on a create only", function()
     local body = '{"Items":[{"Field":"Guid","Description":"A purchase order with this Guid already exists"}]}'
-    assert.equal("conflict", Error.from_response(res(400, body), "POST", "/PurchaseOrders/x", { create = true }).kind)
+    local e = Error.from_response(res(400, body), "POST", "/PurchaseOrders/x", { create = true })
+    assert.equal("conflict", e.kind)
     assert.equal("validation", Error.from_response(res(400, body), "POST", "/PurchaseOrders/x").kind)
   end)
 
@@ -72,7 +73,8 @@ describe("unleashed.Error mapping", function()
     local e = Error.from_response(res(400, body), "POST", "/PurchaseOrders/g")
     assert.equal(3, #e.details)
     assert.same({ field = "Supplier", message = "Supplier is required" }, e.details[1])
-    assert.same({ field = "PurchaseOrderLines[0].LineTotal", message = "LineTotal must equal 1.00" }, e.details[2])
+    assert.same({ field = "PurchaseOrderLines[0].LineTotal", message = "LineTotal must equal 1.00" },
+                e.details[2])
     assert.same({ message = "no field here" }, e.details[3])
     assert.equal("Supplier is required", e.message)
   end)
@@ -101,7 +103,8 @@ describe("unleashed.Error __tostring", function()
     local body = '{"Items":[{"Field":"Supplier","Description":"Supplier is required"},' ..
                  '{"Field":"OrderStatus","Description":"OrderStatus is required"}]}'
     local e = Error.from_response(res(400, body), "POST", "/PurchaseOrders/1234")
-    assert.equal("unleashed: validation error (400) POST /PurchaseOrders/1234: Supplier: Supplier is required; "
+    assert.equal("unleashed: validation error (400) POST /PurchaseOrders/1234: "
+                 .. "Supplier: Supplier is required; "
                  .. "OrderStatus: OrderStatus is required", tostring(e))
   end)
 
@@ -128,7 +131,8 @@ describe("unleashed.Error __tostring", function()
     local out = p:read("a")
     p:close()
     os.remove(script)
-    assert.matches("unleashed: not found error %(404%) GET /PurchaseOrders/x: No purchase order with Guid x", out)
+    assert.matches("unleashed: not found error %(404%) GET /PurchaseOrders/x: "
+                   .. "No purchase order with Guid x", out)
   end)
 
   it("never holds the key or the signature of the request", function()

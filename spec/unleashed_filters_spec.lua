@@ -10,7 +10,8 @@ end
 
 describe("purchase order filters", function()
   it("knows the seed's twelve names and pageSize", function()
-    assert.same({ "brief", "completedAfter", "completedBefore", "customOrderStatus", "endDate", "modifiedSince",
+    assert.same({ "brief", "completedAfter", "completedBefore", "customOrderStatus", "endDate",
+                  "modifiedSince",
                   "orderNumber", "orderStatus", "pageSize", "serialBatch", "startDate", "supplierCode",
                   "warehouseCode" }, filters.PURCHASE_ORDER_NAMES)
   end)
@@ -20,13 +21,15 @@ describe("purchase order filters", function()
       modifiedSince = "2026-01-01T10:20:30Z", orderNumber = "PO-00000001", warehouseCode = "MAIN",
       customOrderStatus = "Awaiting QA" }
     assert.same({}, p)
-    assert.same({ supplierCode = "SMITH & SONS", startDate = "2012-12-31", modifiedSince = "2026-01-01T10:20:30Z",
+    assert.same({ supplierCode = "SMITH & SONS", startDate = "2012-12-31",
+                  modifiedSince = "2026-01-01T10:20:30Z",
                   orderNumber = "PO-00000001", warehouseCode = "MAIN", customOrderStatus = "Awaiting QA" }, q)
   end)
 
   it("turns os.time() numbers into UTC ISO text", function()
     local t = os.time{ year = 2026, month = 1, day = 2, hour = 0 }   -- local time
-    local q = filters.purchase_orders{ modifiedSince = t, startDate = 1767225600, endDate = 1767225600 + 3600.25 }
+    local q = filters.purchase_orders{ modifiedSince = t, startDate = 1767225600,
+                                       endDate = 1767225600 + 3600.25 }
     assert.equal(os.date("!%Y-%m-%dT%H:%M:%S", t), q.modifiedSince)
     assert.equal("2026-01-01", q.startDate)                        -- midnight UTC: the date alone
     assert.equal("2026-01-01T01:00:00.250", q.endDate)
@@ -92,7 +95,8 @@ end)
 
 describe("dates", function()
   it("accepts the ISO forms the API takes and nothing else", function()
-    for _, s in ipairs{ "2012-12-31", "2019-07-09T15:15:15", "2019-07-09T15:15:15.123", "2019-07-09T15:15:15Z",
+    for _, s in ipairs{ "2012-12-31", "2019-07-09T15:15:15", "2019-07-09T15:15:15.123",
+                        "2019-07-09T15:15:15Z",
                         "2024-02-29", "2019-07-09T15:15" } do
       assert.is_true(dates.valid_iso(s), s)
     end

@@ -73,12 +73,14 @@ describe("encoding", function()
   end)
 
   it("writes empty collections of the API as arrays, other empty tables as objects", function()
-    assert.equal('{"PurchaseOrderLines":[],"Supplier":{}}', json.encode{ PurchaseOrderLines = {}, Supplier = {} })
+    assert.equal('{"PurchaseOrderLines":[],"Supplier":{}}',
+                 json.encode{ PurchaseOrderLines = {}, Supplier = {} })
     assert.equal('{"x":[]}', json.encode{ x = unleashed.array() })
   end)
 
   it("writes integers as integers and decimals by their shortest form", function()
-    assert.equal('[1,5,12.34,0.1,2.5,-3,1e+20,1e-05]', json.encode{ 1, 5.0, 12.34, 0.1, 2.5, -3.0, 1e20, 1e-5 })
+    assert.equal('[1,5,12.34,0.1,2.5,-3,1e+20,1e-05]',
+                 json.encode{ 1, 5.0, 12.34, 0.1, 2.5, -3.0, 1e20, 1e-5 })
     assert.equal('{"LineNumber":9007199254740993}', json.encode{ LineNumber = 9007199254740993 })
   end)
 
