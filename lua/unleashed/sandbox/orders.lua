@@ -1,0 +1,340 @@
+-- Purchase orders: the stored shape, the arithmetic the server derives from
+-- it, the JSON the API answers with, and the lifecycle steps.
+--
+-- Stored orders are plain tables (they go into dumps as they are) that refer
+-- to reference data by Guid. Every figure the API derives (totals, base
+-- currency figures, tax codes and rates of lines) is recomputed by
+-- `recompute` after any change, so the stored order cannot contradict itself.
+local json = require "unleashed.sandbox.json"
+
+local M = {}
+
+local floor, abs = math.floor, math.abs
+local concat = table.concat
+local str, dec, bool, date = json.str, json.dec, json.bool, json.date
+
+-- ---- rounding -----------------------------------------------------------
+-- Half away from zero, as .NET's decimal rounding for money; the epsilon
+-- absorbs binary noise such as 1.005 * 100 = 100.49999999999999.
+local function round_units(x, scale)
+  local v = x * scale
+  local eps = 1e-9 + abs(v) * 1e-15
+  if v >= 0 then return floor(v + 0.5 + eps) end
+  return -floor(-v + 0.5 + eps)
+end
+M.round_units = round_units
+
+function M.round2(x) return round_units(x, 100) / 100 end
+function M.round4(x) return round_units(x, 10000) / 10000 end
+function M.cents(x) return round_units(x, 100) end
+local round2, round4 = M.round2, M.round4
+
+-- ---- derived figures ------------------------------------------------------
+-- Tax hierarchy for a line: the product's purchase tax, then the order's own
+-- tax (TaxCode or Tax), then the supplier's, then the default purchase tax.
+function M.order_tax(order, ref)
+  if order.tax_code then return ref.tax_by_code[order.tax_code:lower()] end
+  local sup = ref.supplier_by_guid[order.supplier]
+  if sup and sup.TaxCode then return ref.tax_by_code[sup.TaxCode:lower()] end
+  return ref.default_tax
+end
+
+function M.line_tax(line, order, ref)
+  local prod = ref.product_by_guid[line.product]
+  if prod and prod.PurchaseTaxCode then return ref.tax_by_code[prod.PurchaseTaxCode:lower()] end
+  return M.order_tax(order, ref)
+end
+
+-- LineTotal = round2(quantity in the line's unit x UnitPrice x (1 - the
+-- line's own DiscountRate)); the order's DiscountRate is stored and shown
+-- but not applied to lines (the API's line arithmetic names only the line's).
+function M.line_total(q, price, discount)
+  return round2(q * price * (1 - (discount or 0)))
+end
+
+function M.recompute(order, ref)
+  local er = order.ExchangeRate
+  if not er or er <= 0 then er = 1 end
+  local otax = M.order_tax(order, ref)
+  order.TaxCode, order.TaxRate = otax.TaxCode, otax.TaxRate
+  local sub_c, tax_c = 0, 0
+  local volume, weight = nil, nil
+  local bc_costs = 0
+  for _, c in ipairs(order.costs) do bc_costs = bc_costs + M.cost_figures(c).BCCost end
+  local bc_sub_total = 0
+  for _, line in ipairs(order.lines) do
+    local prod = ref.product_by_guid[line.product]
+    local t = M.line_tax(line, order, ref)
+    local q = line.PurchaseUnitOrderQuantity
+    line.OrderQuantity = round4(q * line.factor)
+    line.LineTotal = M.line_total(q, line.UnitPrice, line.DiscountRate)
+    line.LineTaxCode, line.LineTaxRate = t.TaxCode, t.TaxRate
+    line.LineTax = round2(line.LineTotal * t.TaxRate)
+    line.DiscountedUnitPrice = round4(line.UnitPrice * (1 - (line.DiscountRate or 0)))
+    line.BCUnitPrice = round4(line.UnitPrice / er)
+    line.BCSubTotal = round2(line.LineTotal / er)
+    if line.PurchaseUnitReceiptQuantity then
+      line.ReceiptQuantity = round4(line.PurchaseUnitReceiptQuantity * line.factor)
+    else
+      line.ReceiptQuantity = nil
+    end
+    line.Volume = line.volume_override or (prod.Volume and round4(prod.Volume * line.OrderQuantity))
+    line.Weight = line.weight_override or (prod.Weight and round4(prod.Weight * line.OrderQuantity))
+    if line.Volume then volume = (volume or 0) + line.Volume end
+    if line.Weight then weight = (weight or 0) + line.Weight end
+    sub_c = sub_c + M.cents(line.LineTotal)
+    tax_c = tax_c + M.cents(line.LineTax)
+    bc_sub_total = bc_sub_total + line.BCSubTotal
+  end
+  -- Landed cost: the order's costs (in base currency) spread over the lines
+  -- by their base-currency value.
+  for _, line in ipairs(order.lines) do
+    local share = 0
+    if bc_costs ~= 0 then
+      share = bc_sub_total > 0 and bc_costs * line.BCSubTotal / bc_sub_total or bc_costs / #order.lines
+    end
+    line.BCCostTotal = round2(line.BCSubTotal + share)
+    line.BCLandedCost = line.OrderQuantity > 0 and round4(line.BCCostTotal / line.OrderQuantity) or 0
+  end
+  order.SubTotal = sub_c / 100
+  order.TaxTotal = tax_c / 100
+  order.Total = (sub_c + tax_c) / 100
+  order.BCSubTotal = round2(order.SubTotal / er)
+  order.BCTaxTotal = round2(order.TaxTotal / er)
+  order.BCTotal = round2(order.BCSubTotal + order.BCTaxTotal)
+  order.TotalVolume = volume and round4(volume)
+  order.TotalWeight = weight and round4(weight)
+end
+
+-- A cost's base-currency figures: amounts divided by the cost's exchange rate.
+function M.cost_figures(c)
+  local er = c.CostExchangeRate or 1
+  local tax_cost = round2(c.Cost * (c.TaxRate or 0))
+  local bc_cost = round2(c.Cost / er)
+  local bc_tax = round2(tax_cost / er)
+  return { TaxCost = tax_cost, TotalCost = round2(c.Cost + tax_cost), BCCost = bc_cost,
+           BCTaxCost = bc_tax, BCTotalCost = round2(bc_cost + bc_tax) }
+end
+
+-- ---- rendering ------------------------------------------------------------
+function M.supplier_ref(sup)
+  return concat{ '{"Guid":', str(sup.Guid), ',"SupplierCode":', str(sup.SupplierCode),
+                 ',"SupplierName":', str(sup.SupplierName), '}' }
+end
+
+function M.warehouse_ref(w)
+  return concat{ '{"Guid":', str(w.Guid), ',"WarehouseCode":', str(w.WarehouseCode),
+                 ',"WarehouseName":', str(w.WarehouseName), '}' }
+end
+
+function M.currency_ref(c)
+  return concat{ '{"Guid":', str(c.Guid), ',"CurrencyCode":', str(c.CurrencyCode),
+                 ',"Description":', str(c.Description), '}' }
+end
+
+function M.tax_ref(t)
+  return concat{ '{"Guid":', str(t.Guid), ',"TaxCode":', str(t.TaxCode),
+                 ',"Description":', str(t.Description), ',"TaxRate":', dec(t.TaxRate), '}' }
+end
+
+function M.unit_ref(u)
+  return concat{ '{"Guid":', str(u.Guid), ',"Name":', str(u.Name), '}' }
+end
+
+-- The line's Product: brief gives Guid, ProductCode, ProductDescription only.
+-- Products never change, so both forms are built once per product.
+local function product_ref(prod, brief)
+  local key = brief and "_json_brief" or "_json_full"
+  local s = prod[key]
+  if s then return s end
+  if brief then
+    s = concat{ '{"Guid":', str(prod.Guid), ',"ProductCode":', str(prod.ProductCode),
+                ',"ProductDescription":', str(prod.ProductDescription), '}' }
+  else
+    local g = prod.ProductGroup
+    s = concat{ '{"Guid":', str(prod.Guid), ',"ProductCode":', str(prod.ProductCode),
+                ',"ProductDescription":', str(prod.ProductDescription),
+                ',"SupplierProductCode":', str(prod.SupplierProductCode),
+                ',"SupplierProductDescription":', str(prod.SupplierProductDescription),
+                ',"ProductGroup":', g and concat{ '{"Guid":', str(g.Guid), ',"GroupName":',
+                                                  str(g.GroupName), '}' } or "null", '}' }
+  end
+  prod[key] = s
+  return s
+end
+M.product_ref = product_ref
+
+local function batches_json(list)
+  local items = {}
+  for i, b in ipairs(list) do
+    items[i] = concat{ '{"BatchNumber":', str(b.BatchNumber), ',"ExpiryDate":', date(b.ExpiryDate),
+                       ',"Guid":', str(b.Guid), ',"LastModifiedOn":', date(b.LastModifiedOn),
+                       ',"Quantity":', dec(b.Quantity), '}' }
+  end
+  return json.array(items)
+end
+
+local function pending_batches_json(list)
+  local items = {}
+  for i, b in ipairs(list) do
+    items[i] = concat{ '{"BatchNumber":', str(b.BatchNumber), ',"CreatedOn":', date(b.CreatedOn),
+                       ',"ExpiryDate":', date(b.ExpiryDate), ',"Quantity":', dec(b.Quantity), '}' }
+  end
+  return json.array(items)
+end
+
+local function serials_json(list)
+  local items = {}
+  for i, s in ipairs(list) do
+    items[i] = concat{ '{"SerialNumber":', str(s.SerialNumber), ',"Guid":', str(s.Guid),
+                       ',"LastModifiedOn":', date(s.LastModifiedOn), '}' }
+  end
+  return json.array(items)
+end
+
+local function pending_serials_json(list)
+  local items = {}
+  for i, s in ipairs(list) do
+    items[i] = concat{ '{"CreatedOn":', date(s.CreatedOn), ',"SerialNumber":', str(s.SerialNumber), '}' }
+  end
+  return json.array(items)
+end
+
+-- Lines and orders are written with one string.format each: building a page
+-- of big orders is dominated by the number of small strings made, and a
+-- template makes one. Fields that are never null use %.4f / %d directly.
+local LINE = '{%s"BCCostTotal":%.4f,"BCLandedCost":%.4f,"BCSubTotal":%.4f,"BCUnitPrice":%.4f,'
+  .. '"Comments":%s,"DeliveryDate":%s,"DiscountedUnitPrice":%.4f,"DiscountRate":%.4f,"Guid":"%s",'
+  .. '"LastModifiedBy":%s,"LastModifiedOn":"\\/Date(%d)\\/","LineNumber":%d,"LineTax":%.4f,'
+  .. '"LineTaxCode":%s,"LineTaxRate":%.4f,"LineTotal":%.4f,"OrderQuantity":%.4f%s,"Product":%s,'
+  .. '"PurchaseUnitOrderQuantity":%.4f,"PurchaseUnitReceiptQuantity":%s,"ReceiptQuantity":%s%s,'
+  .. '"UnitOfMeasure":%s,"UnitPrice":%.4f,"Volume":%s,"Weight":%s}'
+
+local function cached_ref(item, render)
+  local s = item._json_ref
+  if not s then s = render(item); item._json_ref = s end
+  return s
+end
+
+local fmt = string.format
+
+local function line_json(line, ref, brief, serial_batch)
+  local prod = ref.product_by_guid[line.product]
+  local unit = ref.unit_by_guid[line.unit]
+  return fmt(LINE,
+    serial_batch and ('"BatchNumbers":' .. batches_json(line.batches) .. ",") or "",
+    line.BCCostTotal, line.BCLandedCost, line.BCSubTotal, line.BCUnitPrice,
+    str(line.Comments), date(line.DeliveryDate), line.DiscountedUnitPrice, line.DiscountRate or 0,
+    line.Guid, str(line.LastModifiedBy), line.LastModifiedOn, line.LineNumber, line.LineTax,
+    str(line.LineTaxCode), line.LineTaxRate, line.LineTotal, line.OrderQuantity,
+    serial_batch and (',"PendingBatchNumbers":' .. pending_batches_json(line.pending_batches)
+                      .. ',"PendingSerialNumbers":' .. pending_serials_json(line.pending_serials)) or "",
+    product_ref(prod, brief), line.PurchaseUnitOrderQuantity,
+    dec(line.PurchaseUnitReceiptQuantity), dec(line.ReceiptQuantity),
+    serial_batch and (',"SerialNumbers":' .. serials_json(line.serials)) or "",
+    cached_ref(unit, M.unit_ref), line.UnitPrice, dec(line.Volume), dec(line.Weight))
+end
+
+local ORDER = '{"BCSubTotal":%.4f,"BCTaxTotal":%.4f,"BCTotal":%.4f,"Comments":%s,"CompletedDate":%s,'
+  .. '"CreatedBy":%s,"CreatedOn":"\\/Date(%d)\\/","Currency":%s,"CustomOrderStatus":%s,'
+  .. '"DeliveryCity":%s,"DeliveryCountry":%s,"DeliveryDate":%s,"DeliveryName":%s,"DeliveryPostCode":%s,'
+  .. '"DeliveryRegion":%s,"DeliveryStreetAddress":%s,"DeliveryStreetAddress2":%s,"DeliverySuburb":%s,'
+  .. '"DiscountRate":%.4f,"ExchangeRate":%.4f,"Guid":"%s","LastModifiedBy":%s,"LastModifiedOn":%s,'
+  .. '"OrderDate":%s,"OrderNumber":%s,"OrderStatus":"%s","Printed":%s,"PurchaseOrderLines":[%s],'
+  .. '"ReceivedDate":%s,"SalesOrders":[],"SubTotal":%.4f,"Supplier":%s,"SupplierEORI":%s,'
+  .. '"SupplierInvoiceDate":%s,"SupplierRef":%s,"Tax":%s,"TaxCode":%s,"TaxRate":%.4f,"TaxTotal":%.4f,'
+  .. '"Total":%.4f,"TotalVolume":%s,"TotalWeight":%s,"Warehouse":%s}'
+
+-- The order as the API renders it, for one variant of brief/serialBatch.
+function M.to_json(order, ref, brief, serial_batch)
+  local lines = {}
+  for i, line in ipairs(order.lines) do lines[i] = line_json(line, ref, brief, serial_batch) end
+  local tax = ref.tax_by_code[order.TaxCode:lower()]
+  return fmt(ORDER,
+    order.BCSubTotal, order.BCTaxTotal, order.BCTotal, str(order.Comments), date(order.CompletedDate),
+    str(order.CreatedBy), order.CreatedOn, cached_ref(ref.currency_by_guid[order.currency], M.currency_ref),
+    str(order.CustomOrderStatus), str(order.DeliveryCity), str(order.DeliveryCountry), date(order.DeliveryDate),
+    str(order.DeliveryName), str(order.DeliveryPostCode), str(order.DeliveryRegion),
+    str(order.DeliveryStreetAddress), str(order.DeliveryStreetAddress2), str(order.DeliverySuburb),
+    order.DiscountRate or 0, order.ExchangeRate, order.Guid, str(order.LastModifiedBy),
+    date(order.LastModifiedOn), date(order.OrderDate), str(order.OrderNumber), order.OrderStatus,
+    bool(order.Printed), concat(lines, ","), date(order.ReceivedDate), order.SubTotal,
+    cached_ref(ref.supplier_by_guid[order.supplier], M.supplier_ref), str(order.SupplierEORI),
+    date(order.SupplierInvoiceDate), str(order.SupplierRef), cached_ref(tax, M.tax_ref), str(order.TaxCode),
+    order.TaxRate, order.TaxTotal, order.Total, dec(order.TotalVolume), dec(order.TotalWeight),
+    cached_ref(ref.warehouse_by_guid[order.warehouse], M.warehouse_ref))
+end
+
+function M.cost_json(c, order, ref)
+  local f = M.cost_figures(c)
+  return concat{
+    '{"AppliedDistributionMethod":', str(c.DistributionMethod),
+    ',"BCCost":', dec(f.BCCost),
+    ',"BCTaxCost":', dec(f.BCTaxCost),
+    ',"BCTotalCost":', dec(f.BCTotalCost),
+    ',"Cost":', dec(c.Cost),
+    ',"CostDate":', date(c.CostDate),
+    ',"CostExchangeRate":', dec(c.CostExchangeRate),
+    ',"Currency":', str(c.Currency),
+    ',"DistributionMethod":', str(c.DistributionMethod),
+    ',"OrderExchangeRate":', dec(order.ExchangeRate),
+    ',"Receipted":', bool(c.Receipted),
+    ',"Reference":', str(c.Reference),
+    ',"Supplier":', M.supplier_ref(ref.supplier_by_guid[c.supplier]),
+    ',"TaxCode":', str(c.TaxCode),
+    ',"TaxCost":', dec(f.TaxCost),
+    ',"TaxRate":', dec(c.TaxRate),
+    ',"TotalCost":', dec(f.TotalCost),
+    "}",
+  }
+end
+
+-- ---- lifecycle ------------------------------------------------------------
+-- ctx: { ref, stock, now (ms), user, new_guid() }.
+
+local function stock_key(product, warehouse) return product .. "|" .. warehouse end
+M.stock_key = stock_key
+
+-- Receipt: each line's ReceiptQuantity (its order quantity when none is set)
+-- goes into stock at the order's warehouse; pending batch and serial numbers
+-- become real ones with their own Guids.
+function M.receipt(order, ctx)
+  for _, line in ipairs(order.lines) do
+    if line.PurchaseUnitReceiptQuantity == nil then
+      line.PurchaseUnitReceiptQuantity = line.PurchaseUnitOrderQuantity
+    end
+    local qty = round4(line.PurchaseUnitReceiptQuantity * line.factor)
+    local key = stock_key(line.product, order.warehouse)
+    ctx.stock[key] = round4((ctx.stock[key] or 0) + qty)
+    for _, pb in ipairs(line.pending_batches) do
+      line.batches[#line.batches + 1] = { BatchNumber = pb.BatchNumber, ExpiryDate = pb.ExpiryDate,
+                                          Quantity = pb.Quantity, Guid = ctx.new_guid(),
+                                          LastModifiedOn = ctx.now }
+    end
+    for _, ps in ipairs(line.pending_serials) do
+      line.serials[#line.serials + 1] = { SerialNumber = ps.SerialNumber, Guid = ctx.new_guid(),
+                                          LastModifiedOn = ctx.now }
+    end
+    line.pending_batches, line.pending_serials = {}, {}
+    line.LastModifiedOn, line.LastModifiedBy = ctx.now, ctx.user
+  end
+  order.ReceivedDate = ctx.now
+  order.OrderStatus = "Receipted"
+  order.CustomOrderStatus = nil
+end
+
+function M.complete(order, ctx)
+  order.CompletedDate = ctx.now
+  order.OrderStatus = "Complete"
+  order.CustomOrderStatus = nil
+end
+
+function M.touch(order, ctx)
+  order.LastModifiedOn, order.LastModifiedBy = ctx.now, ctx.user
+  M.recompute(order, ctx.ref)
+end
+
+-- Statuses after which lines and quantities can no longer change.
+M.receipted_statuses = { Receipted = true, Costed = true, Complete = true }
+
+return M
