@@ -92,7 +92,8 @@ describe("sandbox auth", function()
     local resp, body = get(app, "/PurchaseOrders", nil, { id = "nobody" })
     assert.are.equal(403, resp.status)
     assert.matches("api%-auth%-id", body.Description)
-    resp = app:handle{ method = "GET", path = "/PurchaseOrders", query = "", headers = { ["api-auth-id"] = ID },
+    resp = app:handle{ method = "GET", path = "/PurchaseOrders", query = "",
+      headers = { ["api-auth-id"] = ID },
                        body = "" }
     assert.are.equal(403, resp.status)
   end)
@@ -110,7 +111,8 @@ describe("sandbox auth", function()
                            { query = "supplierCode=BLUE+SKY", signed = "supplierCode=BLUE SKY" })
     assert.are.equal(200, resp.status)
     for _, o in ipairs(body.Items) do assert.are.equal("BLUE SKY", o.Supplier.SupplierCode) end
-    resp = get(app, "/PurchaseOrders", nil, { query = "supplierCode=BLUE+SKY", signed = "supplierCode=BLUE+SKY" })
+    resp = get(app, "/PurchaseOrders", nil, { query = "supplierCode=BLUE+SKY",
+      signed = "supplierCode=BLUE+SKY" })
     assert.are.equal(403, resp.status)
     resp, body = get(app, "/PurchaseOrders", { { "supplierCode", "A+B TRADING" } })
     assert.are.equal(200, resp.status)
@@ -119,7 +121,8 @@ describe("sandbox auth", function()
   end)
 
   it("signs parameters in the order they are sent", function()
-    local resp = get(app, "/PurchaseOrders", nil, { query = "pageSize=5&page=1", signed = "page=1&pageSize=5" })
+    local resp = get(app, "/PurchaseOrders", nil, { query = "pageSize=5&page=1",
+      signed = "page=1&pageSize=5" })
     assert.are.equal(403, resp.status)
     resp = get(app, "/PurchaseOrders", nil, { query = "pageSize=5&page=1", signed = "pageSize=5&page=1" })
     assert.are.equal(200, resp.status)
@@ -142,10 +145,12 @@ describe("sandbox JSON only", function()
   end)
 
   it("accepts JSON with parameters, */* and lists naming JSON", function()
-    for _, accept in ipairs{ "application/json; charset=utf-8", "*/*", "text/html, application/json;q=0.9" } do
+    for _, accept in ipairs{ "application/json; charset=utf-8", "*/*",
+      "text/html, application/json;q=0.9" } do
       assert.are.equal(200, get(app, "/Currencies", nil, { accept = accept }).status, accept)
     end
-    assert.are.equal(200, get(app, "/Currencies", nil, { content_type = "application/json; charset=utf-8" }).status)
+    assert.are.equal(200, get(app, "/Currencies", nil,
+      { content_type = "application/json; charset=utf-8" }).status)
   end)
 end)
 
@@ -173,7 +178,8 @@ describe("sandbox routes and paging", function()
     assert.are.equal(10, p.PageSize)
     assert.are.equal(1, p.PageNumber)
     assert.are.equal(math.ceil(#first / 10), p.NumberOfPages)
-    local resp, past = get(app, "/PurchaseOrders/Page/" .. math.tointeger(p.NumberOfPages + 1), { { "pageSize", "10" } })
+    local resp, past = get(app, "/PurchaseOrders/Page/" .. math.tointeger(p.NumberOfPages + 1),
+      { { "pageSize", "10" } })
     assert.are.equal(200, resp.status)
     assert.are.equal(0, #past.Items)
     assert.matches('"Items":%[%]', resp.body)
@@ -249,8 +255,10 @@ describe("sandbox routes and paging", function()
     assert.are.equal(200, resp.status)
     assert.is_true(#body.Items >= 1)
     local c = body.Items[1]
-    for _, field in ipairs{ "AppliedDistributionMethod", "BCCost", "BCTaxCost", "BCTotalCost", "Cost", "CostDate",
-                            "CostExchangeRate", "Currency", "DistributionMethod", "OrderExchangeRate", "Receipted",
+    for _, field in ipairs{ "AppliedDistributionMethod", "BCCost", "BCTaxCost", "BCTotalCost", "Cost",
+      "CostDate",
+                            "CostExchangeRate", "Currency", "DistributionMethod", "OrderExchangeRate",
+                              "Receipted",
                             "Reference", "Supplier", "TaxCode", "TaxCost", "TaxRate", "TotalCost" } do
       assert.is_not_nil(c[field], field)
     end
@@ -290,33 +298,45 @@ describe("sandbox order rendering", function()
       local k = {} for name in pairs(o.Currency) do k[#k + 1] = name end table.sort(k) return k end)())
     local line = o.PurchaseOrderLines[1]
     for _, field in ipairs{ "BCCostTotal", "BCLandedCost", "BCSubTotal", "BCUnitPrice", "DiscountedUnitPrice",
-                            "DiscountRate", "Guid", "LastModifiedBy", "LastModifiedOn", "LineNumber", "LineTax",
-                            "LineTaxCode", "LineTaxRate", "LineTotal", "OrderQuantity", "PurchaseUnitOrderQuantity",
+                            "DiscountRate", "Guid", "LastModifiedBy", "LastModifiedOn", "LineNumber",
+                              "LineTax",
+                            "LineTaxCode", "LineTaxRate", "LineTotal", "OrderQuantity",
+                              "PurchaseUnitOrderQuantity",
                             "Product", "UnitOfMeasure", "UnitPrice" } do
       assert.is_not_nil(line[field], field)
     end
   end)
 
   it("keeps the arithmetic of every seeded order", function()
-    for _, o in ipairs(all_orders(app, { { "orderStatus", "Parked,Placed,Receipted,Costed,Complete,Deleted" } })) do
+    for _, o in ipairs(all_orders(app, { { "orderStatus",
+      "Parked,Placed,Receipted,Costed,Complete,Deleted" } })) do
       local sub, tax = 0, 0
       for _, l in ipairs(o.PurchaseOrderLines) do
-        local expect = math.floor(l.PurchaseUnitOrderQuantity * l.UnitPrice * (1 - l.DiscountRate) * 100 + 0.5 + 1e-7)
+        local q, p, d = l.PurchaseUnitOrderQuantity, l.UnitPrice, l.DiscountRate
+        local expect = math.floor(q * p * (1 - d) * 100 + 0.5 + 1e-7)
         assert.are.equal(expect, math.floor(l.LineTotal * 100 + 0.5), o.OrderNumber)
-        assert.are.equal(math.floor(l.LineTotal * l.LineTaxRate * 100 + 0.5 + 1e-7), math.floor(l.LineTax * 100 + 0.5))
+        assert.are.equal(math.floor(l.LineTotal * l.LineTaxRate * 100 + 0.5 + 1e-7),
+          math.floor(l.LineTax * 100 + 0.5))
         sub, tax = sub + math.floor(l.LineTotal * 100 + 0.5), tax + math.floor(l.LineTax * 100 + 0.5)
       end
       assert.are.equal(sub, math.floor(o.SubTotal * 100 + 0.5))
       assert.are.equal(tax, math.floor(o.TaxTotal * 100 + 0.5))
       assert.are.equal(sub + tax, math.floor(o.Total * 100 + 0.5))
-      assert.are.equal(math.floor(o.SubTotal / o.ExchangeRate * 100 + 0.5), math.floor(o.BCSubTotal * 100 + 0.5))
+      assert.are.equal(math.floor(o.SubTotal / o.ExchangeRate * 100 + 0.5),
+        math.floor(o.BCSubTotal * 100 + 0.5))
     end
   end)
 
   it("shows brief products by default and more with brief=false", function()
-    local function keys(t) local k = {} for name in pairs(t) do k[#k + 1] = name end table.sort(k) return k end
+    local function keys(t)
+      local k = {}
+      for name in pairs(t) do k[#k + 1] = name end
+      table.sort(k)
+      return k
+    end
     local _, brief = get(app, "/PurchaseOrders", { { "pageSize", "1" } })
-    assert.are.same({ "Guid", "ProductCode", "ProductDescription" }, keys(brief.Items[1].PurchaseOrderLines[1].Product))
+    assert.are.same({ "Guid", "ProductCode", "ProductDescription" },
+      keys(brief.Items[1].PurchaseOrderLines[1].Product))
     local _, full = get(app, "/PurchaseOrders", { { "pageSize", "1" }, { "brief", "false" } })
     assert.are.same({ "Guid", "ProductCode", "ProductDescription", "ProductGroup", "SupplierProductCode",
                       "SupplierProductDescription" }, keys(full.Items[1].PurchaseOrderLines[1].Product))
@@ -381,13 +401,16 @@ describe("sandbox filters", function()
     assert.is_true(#deleted > 0)
     assert.are.equal(count(function(o) return o.OrderStatus == "Deleted" end), #deleted)
     local two = all_orders(app, { { "orderStatus", "Parked,placed" } })
-    assert.are.equal(count(function(o) return o.OrderStatus == "Parked" or o.OrderStatus == "Placed" end), #two)
+    assert.are.equal(count(function(o) return o.OrderStatus == "Parked" or o.OrderStatus == "Placed" end),
+      #two)
     assert.are.equal(400, get(app, "/PurchaseOrders", { { "orderStatus", "Lost" } }).status)
   end)
 
   it("customOrderStatus overrides orderStatus", function()
     local custom
-    for _, o in ipairs(everything) do if o.CustomOrderStatus ~= cjson.null then custom = o.CustomOrderStatus break end end
+    for _, o in ipairs(everything) do
+      if o.CustomOrderStatus ~= cjson.null then custom = o.CustomOrderStatus break end
+    end
     local list = all_orders(app, { { "customOrderStatus", custom }, { "orderStatus", "Parked" } })
     assert.are.equal(count(function(o) return o.CustomOrderStatus == custom end), #list)
     assert.is_true(#list > 0)
@@ -404,14 +427,16 @@ describe("sandbox filters", function()
 
   it("supplierCode matches codes that start with it, special characters included", function()
     local acme = all_orders(app, { { "supplierCode", "ACME" } })
-    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and o.Supplier.SupplierCode:sub(1, 4) == "ACME" end),
+    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and o.Supplier.SupplierCode:sub(1,
+      4) == "ACME" end),
                      #acme)
     local codes = {}
     for _, o in ipairs(acme) do codes[o.Supplier.SupplierCode] = true end
     assert.is_true(codes.ACME and codes.ACME2 and true)
     for _, code in ipairs{ "SMITH & SONS", "NO#1 PARTS", "MÜLLER", "INFO@SUPPLY", "50% OFF" } do
       local list = all_orders(app, { { "supplierCode", code } })
-      assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and o.Supplier.SupplierCode == code end),
+      assert.are.equal(count(function(o)
+                         return o.OrderStatus ~= "Deleted" and o.Supplier.SupplierCode == code end),
                        #list, code)
     end
   end)
@@ -419,16 +444,19 @@ describe("sandbox filters", function()
   it("warehouseCode matches the warehouse", function()
     local list = all_orders(app, { { "warehouseCode", "WLG" } })
     assert.is_true(#list > 0)
-    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and o.Warehouse.WarehouseCode == "WLG" end),
+    assert.are.equal(count(function(o)
+                       return o.OrderStatus ~= "Deleted" and o.Warehouse.WarehouseCode == "WLG" end),
                      #list)
   end)
 
   it("startDate and endDate are inclusive on OrderDate", function()
     local pivot = ms(everything[150].OrderDate)
     local from = all_orders(app, { { "startDate", iso(pivot) } })
-    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and ms(o.OrderDate) >= pivot end), #from)
+    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and ms(o.OrderDate) >= pivot end),
+      #from)
     local to = all_orders(app, { { "endDate", iso(pivot) } })
-    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and ms(o.OrderDate) <= pivot end), #to)
+    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and ms(o.OrderDate) <= pivot end),
+      #to)
     local day = all_orders(app, { { "startDate", os.date("!%Y-%m-%d", pivot // 1000) },
                                   { "endDate", os.date("!%Y-%m-%d", pivot // 1000) } })
     assert.is_true(#day >= 1)
@@ -450,7 +478,8 @@ describe("sandbox filters", function()
   it("modifiedSince is inclusive on LastModifiedOn", function()
     local at = ms(everything[200].LastModifiedOn)
     local list = all_orders(app, { { "modifiedSince", iso(at) } })
-    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and ms(o.LastModifiedOn) >= at end), #list)
+    assert.are.equal(count(function(o) return o.OrderStatus ~= "Deleted" and ms(o.LastModifiedOn) >= at end),
+                     #list)
     assert.is_true(#list > 0)
   end)
 
@@ -472,7 +501,8 @@ describe("sandbox filters", function()
   end)
 
   it("answers the seed page's example /PurchaseOrders?supplierCode=ACME&startDate=2012-12-31", function()
-    local resp, body = get(app, "/PurchaseOrders", { { "supplierCode", "ACME" }, { "startDate", "2012-12-31" } })
+    local resp, body = get(app, "/PurchaseOrders", { { "supplierCode", "ACME" }, { "startDate",
+      "2012-12-31" } })
     assert.are.equal(200, resp.status)
     assert.is_true(body.Pagination.NumberOfItems > 0)
     for _, o in ipairs(body.Items) do
@@ -529,7 +559,8 @@ describe("sandbox reference data", function()
       codes[s.SupplierCode] = s
       assert.is_string(s.Currency.CurrencyCode)
     end
-    for _, code in ipairs{ "ACME", "SMITH & SONS", "A+B TRADING", "NO#1 PARTS", "MÜLLER", "INFO@SUPPLY", "BLUE SKY" } do
+    for _, code in ipairs{ "ACME", "SMITH & SONS", "A+B TRADING", "NO#1 PARTS", "MÜLLER", "INFO@SUPPLY",
+      "BLUE SKY" } do
       assert.is_table(codes[code], code)
     end
     assert.are.equal("EUR", codes["MÜLLER"].Currency.CurrencyCode)
@@ -561,7 +592,8 @@ describe("sandbox determinism and state", function()
     local rc = get(c, "/PurchaseOrders", { { "pageSize", "1000" }, { "brief", "false" } })
     assert.are.equal(ra.body, rb.body)
     assert.are_not.equal(ra.body, rc.body)
-    assert.are.equal(get(a, "/Products", { { "pageSize", "1000" } }).body, get(b, "/Products", { { "pageSize", "1000" } }).body)
+    assert.are.equal(get(a, "/Products", { { "pageSize", "1000" } }).body, get(b, "/Products",
+      { { "pageSize", "1000" } }).body)
   end)
 
   it("is not changed by other code's use of math.random", function()
@@ -586,7 +618,8 @@ describe("sandbox determinism and state", function()
     assert.is_string(text)
     local b = new_app(40)
     b:load(text)
-    local all = { { "pageSize", "1000" }, { "orderStatus", "Parked,Placed,Receipted,Costed,Complete,Deleted" },
+    local all = { { "pageSize", "1000" }, { "orderStatus",
+      "Parked,Placed,Receipted,Costed,Complete,Deleted" },
                   { "serialBatch", "true" } }
     assert.are.equal(get(a, "/PurchaseOrders", all).body, get(b, "/PurchaseOrders", all).body)
     assert.are.same(cjson.decode(a:dump()), cjson.decode(b:dump()))
@@ -606,7 +639,8 @@ describe("sandbox determinism and state", function()
 
   it("seeds 20000 orders", function()
     local big = sandbox.new{ seed = 20000, credentials = { [ID] = KEY } }
-    local _, body = get(big, "/PurchaseOrders/Page/20", { { "pageSize", "1000" }, { "orderStatus", "Parked,Placed,Receipted,Costed,Complete,Deleted" } })
+    local _, body = get(big, "/PurchaseOrders/Page/20", { { "pageSize", "1000" }, { "orderStatus",
+      "Parked,Placed,Receipted,Costed,Complete,Deleted" } })
     assert.are.equal(20000, body.Pagination.NumberOfItems)
     assert.are.equal("PO-00020000", body.Items[#body.Items].OrderNumber)
   end)

@@ -91,7 +91,8 @@ describe("sandbox order validation", function()
   end
 
   local function good(status)
-    return order_body(status or "Placed", "ACME", { line(1, ref.plain, 3, 12.5, rate), line(2, ref.plain, 2, 7.25, rate, 0.1) })
+    return order_body(status or "Placed", "ACME", { line(1, ref.plain, 3, 12.5, rate), line(2, ref.plain, 2,
+      7.25, rate, 0.1) })
   end
 
   it("creates a valid order and returns it in full", function()
@@ -312,7 +313,8 @@ describe("sandbox order validation", function()
     assert.are.equal(200, resp.status)
     local again = call(app, "POST", "/PurchaseOrders/" .. g, good())
     assert.are.equal(400, again.status)
-    assert.are.same({ Items = { { Field = "Guid", Description = "A purchase order with this Guid already exists" } } },
+    assert.are.same({ Items = { { Field = "Guid",
+      Description = "A purchase order with this Guid already exists" } } },
                     cjson.decode(again.body))
   end)
 
@@ -559,7 +561,8 @@ describe("sandbox purchase order lifecycle", function()
     assert.are.equal(200, resp.status)
     assert.are.equal(1, #removed.PurchaseOrderLines)
     assert.are.equal(o.Total, removed.Total)
-    resp = call(app, "DELETE", "/PurchaseOrders/" .. o.Guid .. "/Lines/" .. removed.PurchaseOrderLines[1].Guid)
+    resp = call(app, "DELETE",
+      "/PurchaseOrders/" .. o.Guid .. "/Lines/" .. removed.PurchaseOrderLines[1].Guid)
     assert.are.equal(400, resp.status)          -- a Placed order keeps at least one line
     assert.are.equal(404, (call(app, "DELETE", "/PurchaseOrders/" .. o.Guid .. "/Lines/" .. guid())).status)
   end)
@@ -568,7 +571,8 @@ describe("sandbox purchase order lifecycle", function()
     local o = create("Placed")
     local _, r = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Receipt")
     local lg = r.PurchaseOrderLines[1].Guid
-    local resp, res = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Lines", line(2, ref.plain, 1, 1, rate))
+    local resp, res = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Lines", line(2, ref.plain, 1, 1,
+      rate))
     assert.are.equal(400, resp.status)
     assert.matches("cannot change after receipt", res.Description)
     resp = call(app, "PUT", "/PurchaseOrders/" .. o.Guid .. "/Lines/" .. lg,

@@ -271,7 +271,8 @@ function M.seed_orders(state, n)
     for ln = 1, n_lines do
       local prod = ref.products[rng:int(1, #ref.products)]
       local pu = prod.purchase_units[rng:int(1, #prod.purchase_units)]
-      local q = prod.IsSerialized and rng:int(1, 4) or round4(rng:int(1, 400) / (rng:float() < 0.8 and 1 or 4))
+      local q = prod.IsSerialized and rng:int(1, 4)
+        or round4(rng:int(1, 400) / (rng:float() < 0.8 and 1 or 4))
       local line = {
         Guid = rng:guid(), LineNumber = ln, product = prod.Guid, unit = pu.unit, factor = pu.factor,
         PurchaseUnitOrderQuantity = q,

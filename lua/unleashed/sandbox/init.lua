@@ -359,7 +359,8 @@ end
 function App:delete_order(order)
   if order.OrderStatus == "Deleted" then return self:_full(order) end   -- a retried DELETE succeeds
   if orders.receipted_statuses[order.OrderStatus] then
-    return describe(400, fmt("Purchase order %s is %s: only an order that is not yet receipted can be deleted",
+    return describe(400,
+      fmt("Purchase order %s is %s: only an order that is not yet receipted can be deleted",
                              order.OrderNumber, order.OrderStatus))
   end
   order.OrderStatus = "Deleted"
@@ -436,7 +437,9 @@ end
 
 function App:update_line(order, line_guid, body)
   local line = find_line(order, line_guid)
-  if not line then return describe(404, "No line with Guid " .. line_guid .. " on purchase order " .. order.OrderNumber) end
+  if not line then
+    return describe(404, "No line with Guid " .. line_guid .. " on purchase order " .. order.OrderNumber)
+  end
   local locked = lines_locked(order)
   if locked then return describe(400, locked) end
   local t, err = decode_body(body)
@@ -444,7 +447,9 @@ function App:update_line(order, line_guid, body)
   local errs = validate.errors()
   local l = validate.read_line(t, "", errs, self.ref, "put", line)
   if not l then return invalid(errs) end
-  if l.Guid and l.Guid ~= line_guid then errs:add("Guid", "Guid in the body must match the line Guid in the URL") end
+  if l.Guid and l.Guid ~= line_guid then
+    errs:add("Guid", "Guid in the body must match the line Guid in the URL")
+  end
   -- Fields not sent keep their values; OrderQuantity is in the line's unit.
   if l.UnitPrice == nil then l.UnitPrice = line.UnitPrice end
   local discount = l.DiscountRate
@@ -468,7 +473,9 @@ end
 
 function App:delete_line(order, line_guid)
   local line, i = find_line(order, line_guid)
-  if not line then return describe(404, "No line with Guid " .. line_guid .. " on purchase order " .. order.OrderNumber) end
+  if not line then
+    return describe(404, "No line with Guid " .. line_guid .. " on purchase order " .. order.OrderNumber)
+  end
   local locked = lines_locked(order)
   if locked then return describe(400, locked) end
   if order.OrderStatus == "Placed" and #order.lines == 1 then
@@ -538,7 +545,8 @@ local reference = {
       ',"PurchaseUnits":', json.array(units),
       ',"IsBatchTracked":', json.bool(p.IsBatchTracked), ',"IsSerialized":', json.bool(p.IsSerialized),
       ',"DefaultPurchasePrice":', json.dec(p.DefaultPurchasePrice),
-      ',"PurchaseTaxCode":', json.str(p.PurchaseTaxCode), ',"PurchaseTaxRate":', tax_rate_or_null(p.PurchaseTaxCode, ref),
+      ',"PurchaseTaxCode":', json.str(p.PurchaseTaxCode), ',"PurchaseTaxRate":',
+        tax_rate_or_null(p.PurchaseTaxCode, ref),
       ',"ProductGroup":{"Guid":', json.str(g.Guid), ',"GroupName":', json.str(g.GroupName), '}',
       ',"SupplierProductCode":', json.str(p.SupplierProductCode),
       ',"SupplierProductDescription":', json.str(p.SupplierProductDescription),
@@ -773,7 +781,9 @@ function App:load(text)
   local changes = 0
   for i, entry in ipairs(t.orders) do
     local at = type(entry) == "table" and math.tointeger(entry.at)
-    if not at or at < 1 or at > #list + 1 then error(fmt("sandbox state: entry %d has no valid place", i), 2) end
+    if not at or at < 1 or at > #list + 1 then
+      error(fmt("sandbox state: entry %d has no valid place", i), 2)
+    end
     check_order(entry.order, base.ref, "order " .. tostring(entry.order and entry.order.OrderNumber or i))
     list[at] = entry.order
     changes = changes + 1

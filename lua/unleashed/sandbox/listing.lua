@@ -135,13 +135,15 @@ function M.read_filters(map, errs)
       if canonical then
         f.status[canonical] = true
       else
-        errs:add("orderStatus", fmt("orderStatus must be a list of %s (got %q)", table.concat(statuses, ", "), s))
+        errs:add("orderStatus",
+                 fmt("orderStatus must be a list of %s (got %q)", table.concat(statuses, ", "), s))
       end
     end
   end
   f.key = table.concat({
     tostring(f.completed_after), tostring(f.completed_before), tostring(f.end_date), tostring(f.start_date),
-    tostring(f.modified_since), tostring(f.order_number), tostring(f.supplier_code), tostring(f.warehouse_code),
+    tostring(f.modified_since), tostring(f.order_number), tostring(f.supplier_code),
+      tostring(f.warehouse_code),
     map.customorderstatus or "", map.orderstatus or "" }, "\0")
   return f
 end
@@ -175,7 +177,8 @@ function M.matcher(f, ref)
   end
   return function(o)
     if f.custom then
-      if o.OrderStatus == "Deleted" or not o.CustomOrderStatus or not f.custom[o.CustomOrderStatus:lower()] then
+      local custom = o.CustomOrderStatus
+      if o.OrderStatus == "Deleted" or not custom or not f.custom[custom:lower()] then
         return false
       end
     elseif f.status then
@@ -187,9 +190,10 @@ function M.matcher(f, ref)
     if warehouses and not warehouses[o.warehouse] then return false end
     if f.start_date and not (o.OrderDate and o.OrderDate >= f.start_date) then return false end
     if f.end_date and not (o.OrderDate and o.OrderDate <= f.end_date) then return false end
-    if f.completed_after and not (o.CompletedDate and o.CompletedDate > f.completed_after) then return false end
-    if f.completed_before and not (o.CompletedDate and o.CompletedDate < f.completed_before) then return false end
-    if f.modified_since and not ((o.LastModifiedOn or o.CreatedOn) >= f.modified_since) then return false end
+    local done = o.CompletedDate
+    if f.completed_after and not (done and done > f.completed_after) then return false end
+    if f.completed_before and not (done and done < f.completed_before) then return false end
+    if f.modified_since and (o.LastModifiedOn or o.CreatedOn) < f.modified_since then return false end
     return true
   end
 end

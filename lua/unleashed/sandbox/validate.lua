@@ -98,7 +98,10 @@ local function read_string(t, name, prefix, max, errs)
   if type(v) ~= "string" then errs:add(field, field .. " must be a string"); return nil end
   local n = utf8.len(v)
   if not n then errs:add(field, field .. " must be valid UTF-8"); return nil end
-  if n > max then errs:add(field, fmt("%s must be at most %d characters (got %d)", field, max, n)); return nil end
+  if n > max then
+    errs:add(field, fmt("%s must be at most %d characters (got %d)", field, max, n))
+    return nil
+  end
   if v:find("\1", 1, true) then errs:add(field, field .. " must not contain control character U+0001") end
   return v
 end
@@ -114,13 +117,6 @@ local function read_number(t, name, prefix, errs, decimals)
   if decimals == 2 then return orders.round2(v) end
   if decimals == 4 then return orders.round4(v) end
   return v + 0.0
-end
-
-local function read_bool(t, name, prefix, errs)
-  local v = t[name]
-  if v == nil or v == null then return nil end
-  if type(v) ~= "boolean" then errs:add(join(prefix, name), join(prefix, name) .. " must be true or false") end
-  return v == true
 end
 
 local function read_date(t, name, prefix, errs)
@@ -246,7 +242,10 @@ local function read_order_tax(t, errs, ref, allow_tax_object)
         end
       elseif trate then
         tax = tax_by_rate(ref, trate)
-        if not tax then errs:add("Tax.TaxRate", fmt("No tax with TaxRate %s", json.dec(trate))); return nil end
+        if not tax then
+          errs:add("Tax.TaxRate", fmt("No tax with TaxRate %s", json.dec(trate)))
+          return nil
+        end
       else
         errs:add("Tax", "Tax needs a valid TaxCode or TaxRate")
       end
@@ -256,7 +255,8 @@ local function read_order_tax(t, errs, ref, allow_tax_object)
     if not tax then errs:add("TaxRate", fmt("No tax with TaxRate %s", json.dec(rate))); return nil end
   end
   if tax and rate and math.abs(rate - tax.TaxRate) > 1e-9 then
-    errs:add("TaxRate", fmt("TaxRate does not match the rate of tax %s (%s)", tax.TaxCode, json.dec(tax.TaxRate)))
+    errs:add("TaxRate", fmt("TaxRate does not match the rate of tax %s (%s)", tax.TaxCode,
+      json.dec(tax.TaxRate)))
     return nil
   end
   return tax
@@ -326,7 +326,9 @@ function M.read_line(t, prefix, errs, ref, mode, existing)
   for k in pairs(t) do l.present[k] = true end
   local nerr = #errs.items
   local function required(name)
-    if t[name] == nil or t[name] == null then errs:add(join(prefix, name), join(prefix, name) .. " is required") end
+    if t[name] == nil or t[name] == null then
+      errs:add(join(prefix, name), join(prefix, name) .. " is required")
+    end
   end
   l.Comments = read_string(t, "Comments", prefix, 1024, errs)
   l.DeliveryDate = read_date(t, "DeliveryDate", prefix, errs)
@@ -349,7 +351,8 @@ function M.read_line(t, prefix, errs, ref, mode, existing)
   end
   local guid = read_string(t, "Guid", prefix, 36, errs)
   if guid and not M.is_guid(guid) then
-    errs:add(join(prefix, "Guid"), join(prefix, "Guid") .. " must be a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)")
+    local field = join(prefix, "Guid")
+    errs:add(field, field .. " must be a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)")
   elseif guid then
     l.Guid = guid:lower()
   end
@@ -361,7 +364,9 @@ function M.read_line(t, prefix, errs, ref, mode, existing)
       if math.type(n) == "integer" or (type(n) == "number" and n == floor(n) and math.abs(n) < 2^31) then
         l.LineNumber = floor(n)
         if l.LineNumber < 1 then
-          errs:add(join(prefix, "LineNumber"), join(prefix, "LineNumber") .. " must be 1 or more"); l.LineNumber = nil
+          local field = join(prefix, "LineNumber")
+          errs:add(field, field .. " must be 1 or more")
+          l.LineNumber = nil
         end
       else
         errs:add(join(prefix, "LineNumber"), join(prefix, "LineNumber") .. " must be an integer")
@@ -399,16 +404,20 @@ function M.read_line(t, prefix, errs, ref, mode, existing)
       local p = fmt("%s[%d]", join(prefix, "PendingBatchNumbers"), i - 1)
       if type(b) ~= "table" then errs:add(p, p .. " must be an object")
       else
-        local num = b.Number ~= nil and read_string(b, "Number", p, 50, errs) or read_string(b, "BatchNumber", p, 50, errs)
+        local num = b.Number ~= nil and read_string(b, "Number", p, 50, errs)
+          or read_string(b, "BatchNumber", p, 50, errs)
         local q = read_number(b, "Quantity", p, errs, 4)
         local exp = read_date(b, "ExpiryDate", p, errs)
         if not num then errs:add(p .. ".Number", p .. ".Number is required") end
-        if b.Quantity == nil or b.Quantity == null then errs:add(p .. ".Quantity", p .. ".Quantity is required") end
+        if b.Quantity == nil or b.Quantity == null then
+          errs:add(p .. ".Quantity", p .. ".Quantity is required")
+        end
         l.pending_batches[i] = { BatchNumber = num, Quantity = q, ExpiryDate = exp }
       end
     end
     if product and not product.IsBatchTracked and #pb > 0 then
-      errs:add(join(prefix, "PendingBatchNumbers"), fmt("Product %s is not batch-tracked", product.ProductCode))
+      errs:add(join(prefix, "PendingBatchNumbers"), fmt("Product %s is not batch-tracked",
+        product.ProductCode))
     end
   end
   local ps = read_array(t, "PendingSerialNumbers", prefix, errs)
@@ -439,7 +448,8 @@ function M.check_line_arithmetic(l, prefix, errs, order_tax, discount)
   local price = l.UnitPrice or 0
   local expected = orders.line_total(l.OrderQuantity, price, discount)
   if orders.cents(expected) ~= orders.cents(l.LineTotal) then
-    errs:add(join(prefix, "LineTotal"), fmt("%s must equal round2(OrderQuantity x UnitPrice x (1 - DiscountRate))"
+    errs:add(join(prefix, "LineTotal"),
+      fmt("%s must equal round2(OrderQuantity x UnitPrice x (1 - DiscountRate))"
              .. " = %.2f (got %.2f)", join(prefix, "LineTotal"), expected, l.LineTotal))
   end
   local tax = order_tax
@@ -471,7 +481,10 @@ end
 
 -- ---- POST order -------------------------------------------------------------
 function M.order_post(t, ref, errs)
-  if type(t) ~= "table" or (#t > 0) then errs:add("", "The request body must be a JSON object"); return nil end
+  if type(t) ~= "table" or (#t > 0) then
+    errs:add("", "The request body must be a JSON object")
+    return nil
+  end
   local f = read_header(t, errs, ref, M.post_statuses, true)
   if f.bad_status then errs:add("OrderStatus", f.bad_status) end
   f.OrderNumber = read_string(t, "OrderNumber", "", 15, errs)
@@ -497,7 +510,8 @@ function M.order_post(t, ref, errs)
     if l then
       if l.LineNumber then
         if seen[l.LineNumber] then
-          errs:add(prefix .. ".LineNumber", fmt("%s.LineNumber %d is used by another line", prefix, l.LineNumber))
+          errs:add(prefix .. ".LineNumber", fmt("%s.LineNumber %d is used by another line", prefix,
+            l.LineNumber))
         end
         seen[l.LineNumber] = true
       end
@@ -531,7 +545,8 @@ function M.order_post(t, ref, errs)
   end
   if f.Total and f.SubTotal and f.TaxTotal
       and orders.cents(f.Total) ~= orders.cents(f.SubTotal) + orders.cents(f.TaxTotal) then
-    errs:add("Total", fmt("Total must equal SubTotal + TaxTotal = %.2f (got %.2f)", f.SubTotal + f.TaxTotal, f.Total))
+    errs:add("Total", fmt("Total must equal SubTotal + TaxTotal = %.2f (got %.2f)", f.SubTotal + f.TaxTotal,
+      f.Total))
   end
   return f
 end
@@ -541,7 +556,10 @@ end
 -- totals, Tax, ReceivedDate) are ignored, so an order read with GET can be
 -- sent back as it is.
 function M.order_put(t, ref, errs, current_status)
-  if type(t) ~= "table" or (#t > 0) then errs:add("", "The request body must be a JSON object"); return nil end
+  if type(t) ~= "table" or (#t > 0) then
+    errs:add("", "The request body must be a JSON object")
+    return nil
+  end
   local f = read_header(t, errs, ref, M.put_statuses, false)
   if f.bad_status then
     -- Sending back the status the order already has is not a transition.
