@@ -295,6 +295,10 @@ describe("other calls' input", function()
     refused("x", "mixes array items and named fields", c.request, c, "POST", "/Things",
       { body = { x = { 1, 2, y = 3 } } })
     refused("f", "cannot be sent as JSON", c.request, c, "POST", "/Things", { body = { f = print } })
+    refused("opts.timeout", "between", c.request, c, "GET", "/Things", { timeout = -1 })
+    refused("opts.retries", "from 0 to 100", c.request, c, "GET", "/Things", { retries = 1000 })
+    refused("opts.idempotent", "boolean", c.request, c, "POST", "/Things", { idempotent = "yes" })
+    refused("opts.timeout", "finite", po.each, po, nil, { timeout = 0 / 0 })
   end)
 
   it("client:each refuses a bad resource name", function()

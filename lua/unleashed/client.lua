@@ -5,6 +5,7 @@ local core = require "unleashed.core"
 local Error = require "unleashed.error"
 local json = require "unleashed.json"
 local filters = require "unleashed.filters"
+local validate = require "unleashed.validate"
 
 local M = {}
 
@@ -23,7 +24,7 @@ local CORE_OPTIONS = { "api_id", "api_key", "base_url", "client_type", "user_age
 
 M.DEFAULTS = {
   base_url = "https://api.unleashedsoftware.com",
-  client_type = "lua-unleashed/script",
+  client_type = "lua-unleashed/app",
   concurrency = 4,
   page_size = 1000,
 }
@@ -106,6 +107,7 @@ local function check_request(method, path, opts)
         problems[#problems + 1] = { field = "query." .. p.field, message = p.message }
       end
     end
+    validate.call_options(opts, problems, "opts.")
     if opts.body ~= nil and type(opts.body) ~= "string" and type(opts.body) ~= "table" then
       problems[#problems + 1] = { field = "body",
                                   message = "must be a table (sent as JSON) or a JSON string" }
@@ -207,6 +209,7 @@ local function check_paging_opts(opts, default_page_size, default_concurrency)
   if ps ~= nil and (not math.tointeger(ps) or ps < 1 or ps > 1000) then
     problems[#problems + 1] = { field = "opts.page_size", message = "must be an integer from 1 to 1000" }
   end
+  validate.call_options({ timeout = opts.timeout, retries = opts.retries }, problems, "opts.")
   if opts.progress ~= nil and type(opts.progress) ~= "function" then
     problems[#problems + 1] = { field = "opts.progress", message = "must be a function" }
   end

@@ -403,7 +403,7 @@ M.OPTIONS = {
     f:close()
     return v
   end,
-  max_body = integer_in(1024, 1 << 40),
+  max_body = integer_in(1024, 0x7fffffff),
   on_request = function(v, path, problems)
     local mt = getmetatable(v)
     if type(v) ~= "function" and not (type(mt) == "table" and mt.__call) then
@@ -413,6 +413,25 @@ M.OPTIONS = {
   end,
 }
 M.REQUIRED_OPTIONS = { "api_id", "api_key" }
+
+-- Per-call options (request, listings): the core's limits, checked here so
+-- a bad value is a validation error naming the option.
+M.CALL_OPTIONS = {
+  timeout = M.OPTIONS.timeout,
+  connect_timeout = M.OPTIONS.connect_timeout,
+  retries = M.OPTIONS.max_retries,
+  idempotent = function(v, path, problems)
+    if type(v) ~= "boolean" then return add(problems, path, "must be a boolean") end
+    return v
+  end,
+}
+
+-- Checks the per-call options present in opts (others are the caller's).
+function M.call_options(opts, problems, prefix)
+  for k, check in pairs(M.CALL_OPTIONS) do
+    if opts[k] ~= nil then check(opts[k], prefix .. k, problems) end
+  end
+end
 
 function M.options(opts)
   local problems, out = {}, {}
