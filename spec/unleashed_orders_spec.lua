@@ -4,6 +4,13 @@
 local sandbox = require "support.sandbox"
 local unleashed = require "unleashed"
 
+-- A line of the product whose code needs percent-encoding.
+local function bolt(qty, price, extra)
+  local l = { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = qty, UnitPrice = price }
+  for k, v in pairs(extra or {}) do l[k] = v end
+  return l
+end
+
 local GUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
 describe("purchase orders against the sandbox", function()
@@ -14,7 +21,7 @@ describe("purchase orders against the sandbox", function()
     events = {}
     client = unleashed.new{ api_id = sb.api_id, api_key = sb.api_key, base_url = sb.base_url,
                             client_type = "spec/LuaLayer",
-                                on_request = function(ev) events[#events + 1] = ev end }
+                            on_request = function(ev) events[#events + 1] = ev end }
   end)
 
   teardown(function()
@@ -24,10 +31,7 @@ describe("purchase orders against the sandbox", function()
 
   local function new_order(extra)
     local t = { Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
-                PurchaseOrderLines = { { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = 5,
-                    UnitPrice = 2.5 },
-                                       { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = 3.33333,
-                                         UnitPrice = 1.005, DiscountRate = 0.125 } } }
+                PurchaseOrderLines = { bolt(5, 2.5), bolt(3.33333, 1.005, { DiscountRate = 0.125 }) } }
     for k, v in pairs(extra or {}) do t[k] = v end
     return client.purchase_orders:create(t)
   end
@@ -50,6 +54,24 @@ describe("purchase orders against the sandbox", function()
     assert.equal(unleashed.round(l1.LineTotal + l2.LineTotal, 2), po.SubTotal)
     assert.equal(unleashed.round(po.SubTotal + po.TaxTotal, 2), po.Total)
     assert.equal("unleashed.PurchaseOrder(" .. po.OrderNumber .. ", Parked, " .. po.Guid .. ")", tostring(po))
+  end)
+
+  it("makes a repeated create under the same Guid return the one order; a different order conflicts",
+     function()
+    local g = unleashed.guid()
+    local t = { Guid = g, Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
+                PurchaseOrderLines = { bolt(2, 4) } }
+    local first = client.purchase_orders:create(t)
+    local before = sb:stats().Calls["POST /PurchaseOrders/" .. g]
+    local second = client.purchase_orders:create(t)
+    assert.equal(first.OrderNumber, second.OrderNumber)
+    assert.equal(before + 1, sb:stats().Calls["POST /PurchaseOrders/" .. g])
+    t.PurchaseOrderLines[1].OrderQuantity = 3
+    local ok, e = pcall(client.purchase_orders.create, client.purchase_orders, t)
+    assert.is_false(ok)
+    assert.equal("conflict", e.kind)
+    assert.equal("Guid", e.details[1].field)
+    assert.equal(1, #client.purchase_orders:list{ orderNumber = first.OrderNumber })
   end)
 
   it("get and refresh read the order back", function()
@@ -137,8 +159,7 @@ describe("purchase orders against the sandbox", function()
     }
     for _, c in ipairs(cases) do
       local t = { OrderStatus = "Parked", Supplier = c[1].Supplier, TaxCode = c[1].TaxCode, Tax = c[1].Tax,
-                  PurchaseOrderLines = { { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = 7,
-                                           UnitPrice = 13.37 } } }
+                  PurchaseOrderLines = { bolt(7, 13.37) } }
       local po = client.purchase_orders:create(t)
       assert.equal(c[2], po.PurchaseOrderLines[1].LineTaxRate)
       assert.equal(unleashed.round(po.PurchaseOrderLines[1].LineTotal * c[2], 2), po.TaxTotal)
@@ -316,9 +337,7 @@ describe("two companies in one Lua state", function()
 
   it("creates in one company only, each looking up its own reference data", function()
     local po = ca.purchase_orders:create{ Supplier = { SupplierCode = "SMITH & SONS" },
-        OrderStatus = "Parked",
-      PurchaseOrderLines = { { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = 1,
-          UnitPrice = 100 } } }
+                                          OrderStatus = "Parked", PurchaseOrderLines = { bolt(1, 100) } }
     local ok, e = pcall(cb.purchase_orders.get, cb.purchase_orders, po.Guid)
     assert.is_false(ok)
     assert.equal("not_found", e.kind)

@@ -4,6 +4,10 @@
 local sandbox = require "support.sandbox"
 local unleashed = require "unleashed"
 
+local function bolt(qty, price)
+  return { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = qty, UnitPrice = price }
+end
+
 local function fast_client(sb, events)
   return unleashed.new{ api_id = sb.api_id, api_key = sb.api_key, base_url = sb.base_url,
                         max_retries = 12, retry_base = 0.001, retry_cap = 0.005,
@@ -43,8 +47,7 @@ describe("with half the responses lost", function()
       events = {}
       client.on_request = function(ev) events[#events + 1] = ev end
       local po = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Placed",
-        PurchaseOrderLines = { { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = i,
-            UnitPrice = 2.5 } } }
+        PurchaseOrderLines = { bolt(i, 2.5) } }
       created[#created + 1] = { po = po, qty = i }
       if first_attempt_lost("POST", "/PurchaseOrders/" .. po.Guid) then lost = lost + 1 end
       if lost >= 3 then break end
@@ -69,8 +72,7 @@ describe("with half the responses lost", function()
     local lost = 0
     for _ = 1, 12 do
       local po = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Placed",
-        PurchaseOrderLines = { { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = 1,
-            UnitPrice = 1 } } }
+        PurchaseOrderLines = { bolt(1, 1) } }
       events = {}
       client.on_request = function(ev) events[#events + 1] = ev end
       sb:reset()
