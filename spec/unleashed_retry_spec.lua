@@ -103,6 +103,30 @@ describe("with half the responses lost", function()
   end)
 end)
 
+describe("with injected server faults", function()
+  it("a page that keeps failing ends the listing with a server error naming it", function()
+    local sb = sandbox.start{ seed = 100, admin = true, fail_rate = 0.3 }
+    local client = fast_client(sb)
+    local failed
+    for _ = 1, 5 do
+      local ok, e = pcall(client.purchase_orders.list, client.purchase_orders, nil,
+                          { page_size = 5, retries = 0 })
+      if not ok then failed = e; break end
+    end
+    local all = client.purchase_orders:list(nil, { page_size = 5 })   -- retried: every page arrives
+    local expected = client.purchase_orders:page(1, { pageSize = 1 }).pagination.NumberOfItems
+    client:close()
+    sb:stop()
+    assert.is_table(failed, "no listing failed")
+    assert.equal("server", failed.kind)
+    assert.is_true(failed.status >= 500)
+    assert.equal("GET", failed.method)
+    assert.matches("^/PurchaseOrders", failed.path)
+    assert.matches("injected", tostring(failed))
+    assert.equal(expected, #all)
+  end)
+end)
+
 describe("quota and throttling", function()
   it("stops at the monthly quota without retrying", function()
     local sb = sandbox.start{ seed = 3, admin = true, quota = 2 }
