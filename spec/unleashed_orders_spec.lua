@@ -74,6 +74,16 @@ describe("purchase orders against the sandbox", function()
     assert.equal(1, #client.purchase_orders:list{ orderNumber = first.OrderNumber })
   end)
 
+  it("looks reference data up once per client, again after clear_cache", function()
+    new_order()
+    local taxes = sb:stats().Calls["GET /Taxes"]
+    new_order()
+    assert.equal(taxes, sb:stats().Calls["GET /Taxes"])
+    client:clear_cache()
+    new_order()
+    assert.equal(taxes + 1, sb:stats().Calls["GET /Taxes"])
+  end)
+
   it("get and refresh read the order back", function()
     local po = new_order()
     local again = client.purchase_orders:get(po.Guid)

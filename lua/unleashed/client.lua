@@ -49,14 +49,22 @@ function M.new(opts)
   return self
 end
 
+--- tostring(client): "unleashed.Client(abc12345..., https://host)", never the key.
 function Client:__tostring()
   return tostring(self._core)
 end
 
+--- client:close(): releases the connections (also __close; idempotent).
 function Client:close()
   self._core:close()
 end
 Client.__close = Client.close
+
+--- client:clear_cache(): forgets the reference data (taxes, products,
+-- suppliers) looked up for the arithmetic, e.g. after a tax rate changed.
+function Client:clear_cache()
+  self._cache = {}
+end
 
 -- ---- the hook ---------------------------------------------------------------
 
@@ -167,7 +175,10 @@ function Client:_try(method, path, opts, ctx)
   return false, v
 end
 
--- client:request(method, path, opts) -> decoded JSON (nil for an empty body), res
+--- client:request(method, path, opts) -> decoded JSON (nil for an empty body), res
+-- Any endpoint, signed. opts: query (table), body (table sent as JSON, or a
+-- JSON string), timeout, connect_timeout, retries, idempotent. Raises
+-- unleashed.Error for every failure; res is the core's result table.
 function Client:request(method, path, opts)
   local problems = check_request(method, path, opts)
   if #problems > 0 then
@@ -296,7 +307,8 @@ local function resource_path(resource)
   return "/" .. resource:gsub("^/", ""):gsub("/$", "")
 end
 
--- client:each(resource, filters, opts): every item of any paged endpoint.
+--- client:each(resource, filters, opts): for item in ... do end over any
+-- paged endpoint ("Suppliers", "Products", ...). opts as purchase_orders:each.
 function Client:each(resource, query, opts)
   local path = resource_path(resource)
   local q, problems = filters.generic(query)
@@ -307,7 +319,7 @@ function Client:each(resource, query, opts)
   return self:_iterate(path, q, popts)
 end
 
--- client:list(resource, filters, opts) -> array of every item.
+--- client:list(resource, filters, opts) -> array of every item.
 function Client:list(resource, query, opts)
   local out = {}
   for item in self:each(resource, query, opts) do out[#out + 1] = item end
