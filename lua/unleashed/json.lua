@@ -2,6 +2,7 @@
 -- ISO 8601 UTC strings, null members are dropped), and an encoder that
 -- controls how numbers are written so no float noise reaches the server.
 local cjson_module = require "cjson"
+local core = require "unleashed.core"
 local decimal = require "unleashed.decimal"
 
 local M = {}
@@ -46,7 +47,6 @@ end
 -- Decodes an API response body. Returns the value, or nil and a message.
 function M.decode(text)
   if type(text) ~= "string" then return nil, "no body" end
-  local core = require "unleashed.core"
   local ok, normalized = pcall(core.normalize, text)
   if not ok then return nil, "cannot normalise body: " .. tostring(normalized) end
   local ok2, v = pcall(cjson.decode, normalized)
