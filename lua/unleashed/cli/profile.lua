@@ -1,0 +1,181 @@
+-- Credentials for the command: the environment, or one section of the
+-- profile file ($XDG_CONFIG_HOME/unleashed/credentials, by default
+-- ~/.config/unleashed/credentials). The file holds API keys, so it is refused
+-- when anyone but its owner may read or write it. No message here ever
+-- carries a key.
+local M = {}
+
+M.KEYS = { api_id = true, api_key = true, base_url = true, client_type = true }
+local KEY_LIST = "api_id, api_key, base_url, client_type"
+
+local function fail(message)
+  error({ kind = "auth", message = message, cli = true }, 0)
+end
+
+function M.path(getenv)
+  getenv = getenv or os.getenv
+  local xdg = getenv("XDG_CONFIG_HOME")
+  if xdg and xdg ~= "" then return xdg .. "/unleashed/credentials" end
+  local home = getenv("HOME")
+  if not home or home == "" then return nil end
+  return home .. "/.config/unleashed/credentials"
+end
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- The file's permission bits as a number, from lfs when it is installed,
+-- otherwise from stat(1).
+function M.mode(path)
+  local ok, lfs = pcall(require, "lfs")
+  if ok and type(lfs) == "table" and lfs.attributes then
+    local perms = lfs.attributes(path, "permissions")
+    if perms then
+      local mode = 0
+      for i = 1, 9 do
+        mode = mode * 2 + (perms:sub(i, i) ~= "-" and 1 or 0)
+      end
+      return mode
+    end
+    return nil
+  end
+  local p = io.popen("stat -L -c %a " .. shell_quote(path) .. " 2>/dev/null")
+  if not p then return nil end
+  local out = p:read("a")
+  p:close()
+  local octal = out:match("^(%d+)")
+  return octal and tonumber(octal, 8) or nil
+end
+
+-- Why the mode is unsafe, or nil when only the owner has access.
+function M.unsafe(mode)
+  local parts = {}
+  for _, who in ipairs { { "its group", 3 }, { "others", 0 } } do
+    local bits = (mode >> who[2]) & 7
+    if bits ~= 0 then
+      local can = {}
+      if bits & 4 ~= 0 then can[#can + 1] = "read" end
+      if bits & 2 ~= 0 then can[#can + 1] = "write" end
+      if bits & 1 ~= 0 then can[#can + 1] = "execute" end
+      parts[#parts + 1] = who[1] .. " can " .. table.concat(can, " and ") .. " it"
+    end
+  end
+  if #parts == 0 then return nil end
+  return table.concat(parts, "; ")
+end
+
+-- Parses the INI-like text: [section], key = value, # or ; comments.
+function M.parse(text, path)
+  local sections, current = {}, nil
+  local n = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    line = line:gsub("\r$", "")
+    local body = line:match("^%s*(.-)%s*$")
+    local comment = body == "" or body:match("^[#;]")
+    if comment then
+      goto continue
+    end
+    if body:match("^%[") then
+      local name = body:match("^%[%s*([^%]]-)%s*%]$")
+      if not name or name == "" then
+        fail(("%s line %d: a section header must be [NAME]"):format(path, n))
+      end
+      current = sections[name] or {}
+      sections[name] = current
+    else
+      local key, value = body:match("^([%w_]+)%s*=%s*(.-)$")
+      if not key then
+        fail(("%s line %d: expected key = value"):format(path, n))
+      end
+      if not M.KEYS[key] then
+        fail(("%s line %d: unknown key %q (valid: %s)"):format(path, n, key, KEY_LIST))
+      end
+      if not current then
+        fail(("%s line %d: key %q comes before any [section]"):format(path, n, key))
+      end
+      value = value:match('^"(.*)"$') or value
+      current[key] = value
+    end
+    ::continue::
+  end
+  return sections
+end
+
+-- Reads and checks the profile file. Returns the sections, or nil when the
+-- file does not exist.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local mode = M.mode(path)
+  if not mode then
+    f:close()
+    fail(("cannot read the permissions of %s"):format(path))
+  end
+  local why = M.unsafe(mode)
+  if why then
+    f:close()
+    fail(("refusing the profile file %s: its mode is %04o, so %s, and it holds API keys; "
+      .. "make it private with: chmod 600 %s"):format(path, mode, why, path))
+  end
+  local text = f:read("a")
+  f:close()
+  return M.parse(text, path)
+end
+
+-- Resolves the options for unleashed.new. Order: --profile NAME (or
+-- UNLEASHED_PROFILE) reads that section; otherwise UNLEASHED_API_ID and
+-- UNLEASHED_API_KEY; otherwise the file's [default] section. UNLEASHED_BASE_URL
+-- and UNLEASHED_CLIENT_TYPE fill what a profile leaves out.
+function M.resolve(profile, getenv)
+  getenv = getenv or os.getenv
+  local function env(name)
+    local v = getenv(name)
+    if v == "" then return nil end
+    return v
+  end
+  local path = M.path(getenv)
+  profile = profile or env("UNLEASHED_PROFILE")
+  local creds, source
+  if profile then
+    if not path then fail("no profile file: neither XDG_CONFIG_HOME nor HOME is set") end
+    local sections = M.read(path)
+    if not sections then
+      fail(("profile %q: the profile file %s does not exist"):format(profile, path))
+    end
+    local s = sections[profile]
+    if not s then
+      local names = {}
+      for k in pairs(sections) do names[#names + 1] = k end
+      table.sort(names)
+      fail(("profile %q: no [%s] section in %s (sections: %s)")
+        :format(profile, profile, path, #names > 0 and table.concat(names, ", ") or "none"))
+    end
+    creds, source = s, ("profile %q in %s"):format(profile, path)
+  elseif env("UNLEASHED_API_ID") or env("UNLEASHED_API_KEY") then
+    creds = { api_id = env("UNLEASHED_API_ID"), api_key = env("UNLEASHED_API_KEY") }
+    source = "the environment"
+  else
+    local sections = path and M.read(path)
+    if sections and sections.default then
+      creds, source = sections.default, ("profile \"default\" in %s"):format(path)
+    else
+      fail(("no credentials: set UNLEASHED_API_ID and UNLEASHED_API_KEY, or give --profile NAME "
+        .. "for a section of %s"):format(path or "~/.config/unleashed/credentials"))
+    end
+  end
+  for _, k in ipairs { "api_id", "api_key" } do
+    if not creds[k] or creds[k] == "" then
+      fail(("%s has no %s"):format(source, k))
+    end
+  end
+  return {
+    api_id = creds.api_id,
+    api_key = creds.api_key,
+    base_url = creds.base_url or env("UNLEASHED_BASE_URL"),
+    client_type = creds.client_type or env("UNLEASHED_CLIENT_TYPE") or "lua-unleashed/cli",
+  }, source
+end
+
+return M

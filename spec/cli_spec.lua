@@ -1,0 +1,607 @@
+-- The `unleashed` command, run as a process (bin/unleashed) against a
+-- sandbox: every command and flag, exit codes, --help, CSV/JSON/table output
+-- checked against the library's own listing, the profile file's permission
+-- check, and that no output ever carries the API key.
+local sandbox = require "support.sandbox"
+local unleashed = require "unleashed"
+local cjson = require "cjson"
+
+local ROOT = os.getenv("UNLEASHED_ROOT") or "."
+local quote = sandbox.quote
+
+local function read_all(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. quote(d)))
+  return d
+end
+
+-- Every output any run produced, checked at the end for the key.
+local outputs = {}
+
+-- Runs bin/unleashed with a clean environment: no UNLEASHED_* variables but
+-- those given, HOME and XDG_CONFIG_HOME in a private folder.
+local function run(args, env, opts)
+  opts = opts or {}
+  local words = { "env", "-u UNLEASHED_API_ID", "-u UNLEASHED_API_KEY", "-u UNLEASHED_BASE_URL",
+                  "-u UNLEASHED_CLIENT_TYPE", "-u UNLEASHED_PROFILE", "-u XDG_CONFIG_HOME" }
+  local names = {}
+  for k in pairs(env or {}) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do words[#words + 1] = k .. "=" .. quote(env[k]) end
+  words[#words + 1] = quote(ROOT .. "/bin/unleashed")
+  for _, a in ipairs(args) do words[#words + 1] = quote(a) end
+  local out, err = os.tmpname(), os.tmpname()
+  local cmd = table.concat(words, " ") .. " </dev/null >" .. quote(out) .. " 2>" .. quote(err)
+  if opts.tty then
+    -- script(1) gives the command a terminal for stdout and stderr alike
+    cmd = "script -qec " .. quote(table.concat(words, " ")) .. " /dev/null </dev/null >" .. quote(out)
+      .. " 2>" .. quote(err)
+  end
+  local _, how, code = os.execute(cmd)
+  local r = { code = how == "exit" and code or 128 + code, stdout = read_all(out), stderr = read_all(err) }
+  os.remove(out)
+  os.remove(err)
+  outputs[#outputs + 1] = r.stdout .. r.stderr
+  return r
+end
+
+-- An RFC 4180 reader written apart from the command's writer: a character
+-- state machine (field start, unquoted, quoted, quote seen in quoted).
+local function parse_csv(text)
+  local rows, row, buf = {}, {}, {}
+  local state = "start"
+  local i = 1
+  local function push_field()
+    row[#row + 1] = table.concat(buf)
+    buf = {}
+  end
+  local function push_row()
+    push_field()
+    rows[#rows + 1] = row
+    row = {}
+  end
+  while i <= #text do
+    local ch = text:sub(i, i)
+    if state == "quoted" then
+      if ch == '"' then state = "quote_in_quoted" else buf[#buf + 1] = ch end
+    elseif state == "quote_in_quoted" then
+      if ch == '"' then
+        buf[#buf + 1] = '"'
+        state = "quoted"
+      elseif ch == "," then
+        push_field(); state = "start"
+      elseif ch == "\r" or ch == "\n" then
+        if ch == "\r" then
+          assert(text:sub(i + 1, i + 1) == "\n", "bare CR after a quoted field")
+          i = i + 1
+        end
+        push_row(); state = "start"
+      else
+        error("text after a closing quote at byte " .. i)
+      end
+    else -- start or unquoted
+      if ch == '"' and state == "start" then
+        state = "quoted"
+      elseif ch == '"' then
+        error("a quote inside an unquoted field at byte " .. i)
+      elseif ch == "," then
+        push_field(); state = "start"
+      elseif ch == "\r" or ch == "\n" then
+        if ch == "\r" then assert(text:sub(i + 1, i + 1) == "\n", "bare CR in a field"); i = i + 1 end
+        push_row(); state = "start"
+      else
+        buf[#buf + 1] = ch
+        state = "unquoted"
+      end
+    end
+    i = i + 1
+  end
+  assert(state ~= "quoted", "unterminated quoted field")
+  if #buf > 0 or #row > 0 then push_row() end
+  return rows
+end
+
+local function as_records(text)
+  local rows = parse_csv(text)
+  local header = table.remove(rows, 1)
+  local records = {}
+  for n, r in ipairs(rows) do
+    assert(#r == #header, ("record %d has %d fields, header %d"):format(n, #r, #header))
+    local rec = {}
+    for k, name in ipairs(header) do rec[name] = r[k] end
+    records[n] = rec
+  end
+  return records, header
+end
+
+local function num_equal(text, value)
+  if value == nil then return text == "" end
+  return tonumber(text) ~= nil and math.abs(tonumber(text) - value) < 1e-9
+end
+
+describe("unleashed command", function()
+  local sb, env, client, home
+
+  setup(function()
+    sb = sandbox.start { seed = 60, admin = true }
+    env = { UNLEASHED_API_ID = sb.api_id, UNLEASHED_API_KEY = sb.api_key, UNLEASHED_BASE_URL = sb.base_url }
+    home = tmpdir()
+    env.HOME = home
+    client = unleashed.new { api_id = sb.api_id, api_key = sb.api_key, base_url = sb.base_url }
+  end)
+
+  teardown(function()
+    if client then client:close() end
+    if sb then sb:stop() end
+    if home then os.execute("rm -rf " .. quote(home)) end
+  end)
+
+  local function clean_env(extra)
+    local e = { HOME = home }
+    for k, v in pairs(extra or {}) do e[k] = v end
+    return e
+  end
+
+  describe("--help", function()
+    it("prints the commands, the credentials and the exit codes, exit 0", function()
+      local r = run({ "--help" }, clean_env())
+      assert.equal(0, r.code)
+      for _, word in ipairs { "po list", "po get", "po receipt", "po complete", "run", "sandbox", "--profile",
+                              "UNLEASHED_API_ID", ".config/unleashed/credentials", "exit codes" } do
+        assert.truthy(r.stdout:find(word, 1, true), word)
+      end
+      for code, what in pairs { [0] = "ok", [2] = "usage", [3] = "auth", [4] = "validation",
+                                [5] = "not found", [6] = "network", [7] = "rate limited" } do
+        assert.truthy(r.stdout:find("\n  " .. code .. "  " .. what, 1, true), what)
+      end
+    end)
+
+    it("exists for every command and subcommand", function()
+      for _, args in ipairs {
+        { "po", "--help" }, { "po", "list", "--help" }, { "po", "get", "--help" },
+        { "po", "receipt", "--help" }, { "po", "complete", "--help" }, { "run", "--help" },
+        { "sandbox", "--help" }, { "help", "po", "list" },
+      } do
+        local r = run(args, clean_env())
+        assert.equal(0, r.code, table.concat(args, " "))
+        local topic = args[1] == "help" and "po list" or table.concat(args, " "):gsub(" ?%-%-help$", "")
+        assert.truthy(r.stdout:find("usage: unleashed " .. topic, 1, true), table.concat(args, " "))
+      end
+    end)
+
+    it("sandbox --help includes the sandbox's own flags", function()
+      local r = run({ "sandbox", "--help" }, clean_env())
+      assert.equal(0, r.code)
+      assert.truthy(r.stdout:find("--seed N", 1, true))
+    end)
+
+    it("--version prints the core's version", function()
+      local r = run({ "--version" }, clean_env())
+      assert.equal(0, r.code)
+      assert.equal("unleashed " .. require("unleashed.core").version .. "\n", r.stdout)
+    end)
+  end)
+
+  describe("usage errors exit 2", function()
+    for _, case in ipairs {
+      { {}, "usage: unleashed" },
+      { { "frobnicate" }, 'unknown command "frobnicate"' },
+      { { "--bogus" }, "unknown flag --bogus" },
+      { { "po" }, "usage: unleashed po" },
+      { { "po", "cancel" }, 'unknown subcommand "cancel"' },
+      { { "po", "list", "--colour" }, "unknown flag --colour" },
+      { { "po", "list", "--format", "xml" }, "--format: expected one of table, csv, json" },
+      { { "po", "list", "--format" }, "--format needs a value" },
+      { { "po", "list", "--since", "yesterday" }, "--since: expected a date" },
+      { { "po", "list", "--status", "Lost" }, "--status: expected one of" },
+      { { "po", "list", "--page-size", "0" }, "--page-size: expected an integer from 1 to 1000" },
+      { { "po", "list", "extra" }, 'unexpected argument "extra"' },
+      { { "po", "get" }, "missing GUID or ORDER-NUMBER" },
+      { { "po", "get", "A", "B" }, 'unexpected argument "B"' },
+      { { "po", "receipt" }, "missing GUID or ORDER-NUMBER" },
+      { { "po", "complete" }, "missing GUID or ORDER-NUMBER" },
+      { { "run" }, "missing SCRIPT" },
+      { { "run", "/nonexistent/script.lua" }, "cannot open script" },
+    } do
+      it(table.concat(case[1], " ") .. " -> " .. case[2], function()
+        local r = run(case[1], env)
+        assert.equal(2, r.code)
+        assert.truthy(r.stderr:find(case[2], 1, true), r.stderr)
+        assert.equal("", r.stdout)
+      end)
+    end
+  end)
+
+  describe("po list", function()
+    it("--format csv reads back, with an independent CSV parser, to the library's orders", function()
+      local r = run({ "po", "list", "--format", "csv", "--page-size", "7" }, env)
+      assert.equal(0, r.code, r.stderr)
+      assert.truthy(r.stdout:find("\r\n", 1, true))
+      local records, header = as_records(r.stdout)
+      assert.same({ "OrderNumber", "Guid", "OrderStatus", "SupplierCode", "SupplierName", "WarehouseCode",
+                    "OrderDate", "DeliveryDate", "Currency", "SubTotal", "TaxTotal", "Total", "SupplierRef",
+                    "Comments" }, header)
+      local orders = client.purchase_orders:list()
+      assert.is_true(#orders > 20)
+      assert.equal(#orders, #records)
+      local quoted = 0
+      for n, po in ipairs(orders) do
+        local rec = records[n]
+        assert.equal(po.OrderNumber, rec.OrderNumber)
+        assert.equal(po.Guid, rec.Guid)
+        assert.equal(po.OrderStatus, rec.OrderStatus)
+        assert.equal(po.Supplier.SupplierCode, rec.SupplierCode)
+        assert.equal(po.Supplier.SupplierName or "", rec.SupplierName)
+        assert.equal(po.Warehouse and po.Warehouse.WarehouseCode or "", rec.WarehouseCode)
+        assert.equal(po.OrderDate or "", rec.OrderDate)
+        assert.equal(po.DeliveryDate or "", rec.DeliveryDate)
+        assert.equal(po.Currency and po.Currency.CurrencyCode or "", rec.Currency)
+        assert.is_true(num_equal(rec.SubTotal, po.SubTotal), rec.SubTotal)
+        assert.is_true(num_equal(rec.TaxTotal, po.TaxTotal), rec.TaxTotal)
+        assert.is_true(num_equal(rec.Total, po.Total), rec.Total)
+        assert.equal(po.SupplierRef or "", rec.SupplierRef)
+        assert.equal(po.Comments or "", rec.Comments)
+        if (po.Supplier.SupplierCode):find("[,\"]") or (po.Supplier.SupplierName or ""):find("[,\"]") then
+          quoted = quoted + 1
+        end
+      end
+      -- Deleted orders are not listed unless asked for
+      for _, rec in ipairs(records) do assert.not_equal("Deleted", rec.OrderStatus) end
+      assert.is_number(quoted)
+    end)
+
+    it("quotes fields holding commas, quotes and line breaks (RFC 4180)", function()
+      -- An order whose comments need every kind of quoting, made through the library.
+      local po = client.purchase_orders:create {
+        Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
+        Comments = 'Ring "Bob", then\r\nleave at the door',
+        PurchaseOrderLines = {
+          { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = 2, UnitPrice = 1.5 },
+        },
+      }
+      local r = run({ "po", "list", "--format", "csv", "--status", "Parked", "--supplier", "ACME" }, env)
+      assert.equal(0, r.code, r.stderr)
+      assert.truthy(r.stdout:find('"Ring ""Bob"", then\r\nleave at the door"', 1, true))
+      local found
+      for _, rec in ipairs((as_records(r.stdout))) do
+        if rec.Guid == po.Guid then found = rec end
+      end
+      assert.is_table(found)
+      assert.equal('Ring "Bob", then\r\nleave at the door', found.Comments)
+      assert.equal(po.OrderNumber, found.OrderNumber)
+    end)
+
+    it("--supplier, --status, --warehouse and --since filter as the library does", function()
+      local cases = {
+        { { "--supplier", "ACME", "--status", "Placed" }, { supplierCode = "ACME", orderStatus = "Placed" } },
+        { { "--warehouse", "WLG" }, { warehouseCode = "WLG" } },
+        { { "--since", "2025-06-01" }, { modifiedSince = "2025-06-01" } },
+        { { "--status", "deleted" }, { orderStatus = "Deleted" } },
+      }
+      for _, case in ipairs(cases) do
+        local args = { "po", "list", "--format", "csv" }
+        for _, a in ipairs(case[1]) do args[#args + 1] = a end
+        local r = run(args, env)
+        assert.equal(0, r.code, r.stderr)
+        local records = as_records(r.stdout)
+        local want = client.purchase_orders:list(case[2])
+        assert.is_true(#want > 0, table.concat(case[1], " "))
+        assert.equal(#want, #records, table.concat(case[1], " "))
+        for n, po in ipairs(want) do assert.equal(po.Guid, records[n].Guid) end
+      end
+    end)
+
+    it("--format json prints an array of the API's objects", function()
+      local r = run({ "po", "list", "--format", "json", "--supplier", "ACME" }, env)
+      assert.equal(0, r.code, r.stderr)
+      local list = cjson.decode(r.stdout)
+      local want = client.purchase_orders:list { supplierCode = "ACME" }
+      assert.equal(#want, #list)
+      for n, po in ipairs(want) do
+        assert.equal(po.Guid, list[n].Guid)
+        assert.equal(po.OrderNumber, list[n].OrderNumber)
+        assert.equal(#po.PurchaseOrderLines, #list[n].PurchaseOrderLines)
+      end
+      local empty = run({ "po", "list", "--format", "json", "--supplier", "NOSUCHSUPPLIER" }, env)
+      assert.equal(0, empty.code)
+      assert.same({}, cjson.decode(empty.stdout))
+      assert.equal("[", empty.stdout:sub(1, 1))
+    end)
+
+    it("--format table (the default) prints aligned columns", function()
+      local r = run({ "po", "list", "--status", "Placed" }, env)
+      assert.equal(0, r.code, r.stderr)
+      local lines = {}
+      for line in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = line end
+      local want = client.purchase_orders:list { orderStatus = "Placed" }
+      assert.equal(#want + 1, #lines)
+      local head = lines[1]
+      assert.truthy(head:match("^ORDER%s+STATUS%s+SUPPLIER"))
+      local status_col = head:find("STATUS", 1, true)
+      local total_end = #head  -- TOTAL is the last column, right-aligned under its heading
+      for n, po in ipairs(want) do
+        local line = lines[n + 1]
+        assert.equal(po.OrderNumber, line:sub(1, #po.OrderNumber))
+        assert.equal("Placed", line:sub(status_col, status_col + 5))
+        local total = ("%.2f"):format(po.Total)
+        assert.equal(total, line:sub(total_end - #total + 1, total_end))
+      end
+      assert.truthy(r.stderr:find(#want .. " purchase orders", 1, true))
+    end)
+
+    it("draws no progress bar when stderr is not a terminal", function()
+      local r = run({ "po", "list", "--format", "csv", "--page-size", "5" }, env)
+      assert.equal(0, r.code)
+      assert.falsy(r.stderr:find("pages", 1, true))
+      assert.equal("", r.stderr)
+    end)
+
+    it("draws a progress bar on a terminal while pages arrive", function()
+      local r = run({ "po", "list", "--format", "csv", "--page-size", "5" }, env, { tty = true })
+      assert.equal(0, r.code, r.stdout)
+      local pages = math.ceil(#client.purchase_orders:list() / 5)
+      assert.truthy(r.stdout:find(("] %d/%d pages"):format(pages, pages), 1, true), r.stdout)
+      assert.truthy(r.stdout:find("[#", 1, true))
+    end)
+  end)
+
+  describe("po get", function()
+    it("finds an order by number and by GUID, with its lines", function()
+      local po = client.purchase_orders:list { supplierCode = "ACME" }[1]
+      for _, ref in ipairs { po.OrderNumber, po.Guid } do
+        local r = run({ "po", "get", ref }, env)
+        assert.equal(0, r.code, r.stderr)
+        assert.truthy(r.stdout:find(po.Guid, 1, true))
+        assert.truthy(r.stdout:find(po.OrderNumber, 1, true))
+        assert.truthy(r.stdout:find("Status:%s+" .. po.OrderStatus))
+        for _, line in ipairs(po.PurchaseOrderLines) do
+          assert.truthy(r.stdout:find(line.Product.ProductCode, 1, true))
+        end
+      end
+      local j = run({ "po", "get", po.OrderNumber, "--format", "json" }, env)
+      assert.equal(0, j.code, j.stderr)
+      local doc = cjson.decode(j.stdout)
+      assert.equal(po.Guid, doc.Guid)
+      assert.equal(#po.PurchaseOrderLines, #doc.PurchaseOrderLines)
+    end)
+
+    it("exits 5 for an order that does not exist", function()
+      local r = run({ "po", "get", "PO-99999999" }, env)
+      assert.equal(5, r.code)
+      assert.truthy(r.stderr:find("PO-99999999", 1, true))
+      local g = run({ "po", "get", unleashed.guid() }, env)
+      assert.equal(5, g.code)
+    end)
+  end)
+
+  describe("po receipt and po complete", function()
+    it("receipt a Placed order, then complete it", function()
+      local po = client.purchase_orders:list { orderStatus = "Placed" }[1]
+      local r = run({ "po", "receipt", po.OrderNumber }, env)
+      assert.equal(0, r.code, r.stderr)
+      assert.truthy(r.stdout:find(po.OrderNumber .. " receipted: status Receipted", 1, true), r.stdout)
+      local doc = sb:json("GET", "/PurchaseOrders/" .. po.Guid)
+      assert.equal("Receipted", doc.OrderStatus)
+
+      local c = run({ "po", "complete", po.Guid }, env)
+      assert.equal(0, c.code, c.stderr)
+      assert.truthy(c.stdout:find("completed: status Complete", 1, true))
+      assert.equal("Complete", sb:json("GET", "/PurchaseOrders/" .. po.Guid).OrderStatus)
+    end)
+
+    it("exits 5 for an unknown order and leaves the sandbox untouched", function()
+      sb:reset()
+      local r = run({ "po", "receipt", "PO-77777777" }, env)
+      assert.equal(5, r.code)
+      for call in pairs(sb:stats().Calls) do assert.falsy(call:find("^POST")) end
+    end)
+  end)
+
+  describe("exit codes", function()
+    it("3 when the API refuses the credentials, and the key is never printed", function()
+      local bad = { UNLEASHED_API_ID = sb.api_id, UNLEASHED_API_KEY = "wrong-" .. sb.api_key,
+                    UNLEASHED_BASE_URL = sb.base_url, HOME = home }
+      local r = run({ "po", "list" }, bad)
+      assert.equal(3, r.code)
+      assert.falsy((r.stdout .. r.stderr):find("wrong-" .. sb.api_key, 1, true))
+    end)
+
+    it("3 when there are no credentials at all, saying where they can come from", function()
+      local r = run({ "po", "list" }, clean_env())
+      assert.equal(3, r.code)
+      assert.truthy(r.stderr:find("UNLEASHED_API_ID", 1, true))
+      assert.truthy(r.stderr:find(home .. "/.config/unleashed/credentials", 1, true))
+    end)
+
+    it("4 when the library or the API refuses the input", function()
+      local r = run({ "po", "list", "--since", "2025-13-45" }, env)
+      assert.equal(4, r.code, r.stderr)
+    end)
+
+    it("6 when the API cannot be reached", function()
+      local e = clean_env { UNLEASHED_API_ID = "id", UNLEASHED_API_KEY = "key",
+                            UNLEASHED_BASE_URL = "http://127.0.0.1:1" }
+      local r = run({ "po", "list" }, e)
+      assert.equal(6, r.code, r.stderr)
+    end)
+
+    it("7 when the monthly quota is spent", function()
+      local q = sandbox.start { seed = 5, args = { "--quota", "0" } }
+      local r = run({ "po", "list" }, clean_env { UNLEASHED_API_ID = q.api_id, UNLEASHED_API_KEY = q.api_key,
+                                                  UNLEASHED_BASE_URL = q.base_url })
+      q:stop()
+      assert.equal(7, r.code, r.stderr)
+      assert.truthy(r.stderr:lower():find("quota", 1, true))
+    end)
+  end)
+
+  describe("profile file", function()
+    local function write_profile(dir, mode, body)
+      assert(os.execute("mkdir -p " .. quote(dir .. "/unleashed")))
+      local path = dir .. "/unleashed/credentials"
+      write_file(path, body)
+      assert(os.execute(("chmod %s %s"):format(mode, quote(path))))
+      return path
+    end
+
+    local function body(section)
+      return ("# companies\n[%s]\napi_id = %s\napi_key = %s\nbase_url = %s\nclient_type = spec/Profiles\n")
+        :format(section, sb.api_id, sb.api_key, sb.base_url)
+    end
+
+    it("is refused at mode 0644, saying why, and accepted at 0600", function()
+      local path = write_profile(home .. "/.config", "644", body("acme"))
+      local r = run({ "--profile", "acme", "po", "list", "--format", "csv" }, clean_env())
+      assert.equal(3, r.code)
+      assert.truthy(r.stderr:find(path, 1, true))
+      assert.truthy(r.stderr:find("0644", 1, true))
+      assert.truthy(r.stderr:find("others can read it", 1, true))
+      assert.truthy(r.stderr:find("chmod 600", 1, true))
+      assert.falsy((r.stdout .. r.stderr):find(sb.api_key, 1, true))
+      assert.equal("", r.stdout)
+
+      assert(os.execute("chmod 600 " .. quote(path)))
+      local ok = run({ "--profile", "acme", "po", "list", "--format", "csv" }, clean_env())
+      assert.equal(0, ok.code, ok.stderr)
+      assert.equal(#client.purchase_orders:list() + 1, #parse_csv(ok.stdout))
+      os.remove(path)
+    end)
+
+    it("is refused when its group can read it too (0640)", function()
+      local path = write_profile(home .. "/.config", "640", body("acme"))
+      local r = run({ "po", "list", "--profile", "acme" }, clean_env())
+      assert.equal(3, r.code)
+      assert.truthy(r.stderr:find("its group can read it", 1, true))
+      os.remove(path)
+    end)
+
+    it("follows XDG_CONFIG_HOME, --profile after the subcommand, and [default]", function()
+      local xdg = tmpdir()
+      local path = write_profile(xdg, "600", body("default") .. "\n" .. body("other"))
+      local r = run({ "po", "get", "PO-00000001", "--profile", "other" }, clean_env { XDG_CONFIG_HOME = xdg })
+      assert.equal(0, r.code, r.stderr)
+      assert.truthy(r.stdout:find("PO-00000001", 1, true))
+      local d = run({ "po", "list", "--format", "json" }, clean_env { XDG_CONFIG_HOME = xdg })
+      assert.equal(0, d.code, d.stderr)
+      local missing = run({ "--profile", "nope", "po", "list" }, clean_env { XDG_CONFIG_HOME = xdg })
+      assert.equal(3, missing.code)
+      assert.truthy(missing.stderr:find('no [nope] section in ' .. path, 1, true))
+      assert.truthy(missing.stderr:find("sections: default, other", 1, true))
+      os.execute("rm -rf " .. quote(xdg))
+    end)
+
+    it("names the line and the rule for a malformed file", function()
+      local path = write_profile(home .. "/.config", "600", "[acme]\napi_id = x\npassword = y\n")
+      local r = run({ "--profile", "acme", "po", "list" }, clean_env())
+      assert.equal(3, r.code)
+      assert.truthy(r.stderr:find(path .. ' line 3: unknown key "password"', 1, true), r.stderr)
+      os.remove(path)
+    end)
+  end)
+
+  describe("run", function()
+    local dir
+    setup(function() dir = tmpdir() end)
+    teardown(function() os.execute("rm -rf " .. quote(dir)) end)
+
+    it("gives the script `client`, `unleashed` and its arguments in `arg`", function()
+      local script = dir .. "/count.lua"
+      write_file(script, [[
+local n = 0
+for _ in client.purchase_orders:each { supplierCode = arg[1] } do n = n + 1 end
+print(("%s %s %d %s %s"):format(arg[0]:match("[^/]*$"), arg[1], n, arg[2], select("#", ...)))
+print(type(unleashed.new) .. " " .. type(unleashed.Error))
+]])
+      local r = run({ "run", script, "ACME", "--flag-for-script" }, env)
+      assert.equal(0, r.code, r.stderr)
+      local want = #client.purchase_orders:list { supplierCode = "ACME" }
+      assert.equal(("count.lua ACME %d --flag-for-script 2\nfunction table\n"):format(want), r.stdout)
+    end)
+
+    it("reports a script's uncaught error with a traceback, exit 1", function()
+      local script = dir .. "/boom.lua"
+      write_file(script, "local function f() error('boom here') end\nf()\n")
+      local r = run({ "run", script }, env)
+      assert.equal(1, r.code)
+      assert.truthy(r.stderr:find("boom.lua:1: boom here", 1, true), r.stderr)
+      assert.truthy(r.stderr:find("stack traceback", 1, true))
+    end)
+
+    it("takes the exit code from an unleashed.Error's kind", function()
+      local script = dir .. "/missing.lua"
+      write_file(script, "client.purchase_orders:get(unleashed.guid())\n")
+      local r = run({ "run", script }, env)
+      assert.equal(5, r.code, r.stderr)
+      assert.truthy(r.stderr:find("^unleashed: "))
+    end)
+
+    it("reports a syntax error, exit 1", function()
+      local script = dir .. "/syntax.lua"
+      write_file(script, "print('unclosed'\n")
+      local r = run({ "run", script }, env)
+      assert.equal(1, r.code)
+      assert.truthy(r.stderr:find("syntax.lua", 1, true))
+    end)
+
+    it("runs a script that never touches `client` without credentials", function()
+      local script = dir .. "/plain.lua"
+      write_file(script, "print(unleashed.sign('a', 'b'))\n")
+      local r = run({ "run", script }, clean_env())
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(unleashed.sign("a", "b") .. "\n", r.stdout)
+    end)
+
+    it("honours os.exit in the script", function()
+      local script = dir .. "/exit.lua"
+      write_file(script, "os.exit(42)\n")
+      assert.equal(42, run({ "run", script }, clean_env()).code)
+    end)
+  end)
+
+  describe("sandbox", function()
+    it("starts the sandbox with the given flags and it answers", function()
+      local words = { "env", "-u UNLEASHED_API_ID", "-u UNLEASHED_API_KEY", quote(ROOT .. "/bin/unleashed"),
+                      "sandbox", "--port", "0", "--seed", "7" }
+      local cmd = "exec setsid sh -c " .. quote("echo $$; exec " .. table.concat(words, " "))
+      local p = assert(io.popen(cmd, "r"))
+      local pid = tonumber(p:read("l"))
+      local listening = p:read("l") or ""
+      local creds = p:read("l") or ""
+      local url = listening:match("^listening on (http://127%.0%.0%.1:%d+)$")
+      local id, key = creds:match("^credentials UNLEASHED_API_ID=(%S+) UNLEASHED_API_KEY=(%S+)$")
+      local count
+      if url and id then
+        local c = unleashed.new { api_id = id, api_key = key, base_url = url }
+        count = #c.purchase_orders:list { orderStatus = "Deleted" } + #c.purchase_orders:list()
+        c:close()
+      end
+      os.execute("kill -TERM -" .. pid)
+      p:close()
+      assert.truthy(url, listening)
+      assert.truthy(id, creds)
+      assert.equal(7, count)
+    end)
+  end)
+
+  it("never printed the API key in any output", function()
+    assert.is_true(#outputs > 40)
+    for _, out in ipairs(outputs) do
+      assert.falsy(out:find(sb.api_key, 1, true))
+    end
+  end)
+end)
