@@ -7,14 +7,17 @@ local M = {}
 M.now = socket.gettime          -- wall clock, seconds (float)
 M.cpu = os.clock                -- this process's CPU time, user + system
 
--- Peak resident memory of this process in kB (VmHWM), or nil off Linux.
-function M.vmhwm_kb()
+local function status_kb(field)
   local f = io.open("/proc/self/status", "r")
   if not f then return nil end
   local text = f:read("a")
   f:close()
-  return tonumber(text:match("VmHWM:%s*(%d+)"))
+  return tonumber(text:match(field .. ":%s*(%d+)"))
 end
+
+-- Peak and current resident memory of this process in kB, or nil off Linux.
+function M.vmhwm_kb() return status_kb("VmHWM") end
+function M.rss_kb() return status_kb("VmRSS") end
 
 -- Prints a result table as one JSON line, the form run.lua reads back.
 function M.emit(t)

@@ -1,6 +1,7 @@
 -- The project's client under benchmark, one measurement per process so that
 -- each starts with a fresh heap (the peak memory figure depends on it).
 --   lua5.4 bench/client.lua list PAGE_SIZE CONCURRENCY [MAX_ORDERS]
+--                               ("default" for the client's own page size or concurrency)
 --   lua5.4 bench/client.lua request GUID COUNT     (core client, c:request)
 --   lua5.4 bench/client.lua get GUID COUNT         (Lua layer, purchase_orders:get)
 -- The sandbox's address and credentials come from BENCH_BASE_URL,
@@ -17,12 +18,15 @@ end
 
 if mode == "list" then
   local unleashed = require "unleashed"
-  local page_size = assert(math.tointeger(tonumber(arg[2])), "PAGE_SIZE")
-  local concurrency = assert(math.tointeger(tonumber(arg[3])), "CONCURRENCY")
+  local page_size = math.tointeger(tonumber(arg[2]))
+  local concurrency = math.tointeger(tonumber(arg[3]))
+  if not page_size and arg[2] ~= "default" then fail("PAGE_SIZE must be an integer or default") end
+  if not concurrency and arg[3] ~= "default" then fail("CONCURRENCY must be an integer or default") end
   local max_orders = math.tointeger(tonumber(arg[4] or ""))
   local client = unleashed.new{ api_id = api_id, api_key = api_key, base_url = base_url,
                                 concurrency = concurrency, page_size = page_size }
   local orders, passes = 0, 0
+  local rss_start_kb = lib.rss_kb()
   local t0, c0 = lib.now(), lib.cpu()
   -- With MAX_ORDERS the listing is walked again until that many orders have
   -- gone by; the loop keeps nothing but a count.
@@ -38,7 +42,7 @@ if mode == "list" then
   until not max_orders or orders >= max_orders
   local seconds, cpu_seconds = lib.now() - t0, lib.cpu() - c0
   lib.emit{ seconds = seconds, cpu_seconds = cpu_seconds, orders = orders, passes = passes,
-            vmhwm_kb = lib.vmhwm_kb() }
+            vmhwm_kb = lib.vmhwm_kb(), rss_start_kb = rss_start_kb }
 
 elseif mode == "request" or mode == "get" then
   local guid = assert(arg[2], "GUID")
