@@ -537,6 +537,8 @@ local function report_uncaught(ctx, prefix, err, traceback)
     msg = (mt and mt.__tostring) and tostring(err)
       or ("(error object is a %s value)"):format(type(err))
   end
+  -- the library's errors already name it ("unleashed: ...")
+  if msg:sub(1, #prefix) == prefix then prefix = "" end
   ctx.stderr:write(prefix, msg, "\n")
   if traceback then ctx.stderr:write(traceback, "\n") end
 end
@@ -570,7 +572,8 @@ local function run(ctx, args)
   local traceback
   local results = table.pack(xpcall(chunk, function(e)
     if not (type(e) == "table" and e.kind) then
-      traceback = debug.traceback(nil, 2)
+      -- the script's frames only: cut where the command called it
+      traceback = debug.traceback(nil, 2):gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
     end
     return e
   end, table.unpack(script_arg, 1, #script_arg)))

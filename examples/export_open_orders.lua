@@ -1,0 +1,48 @@
+-- luacheck: read globals client unleashed
+-- Exports the open purchase orders (Parked and Placed) with their lines as
+-- CSV (RFC 4180, a header row, one row per line; an order without lines gets
+-- one row with the line columns empty).
+--
+--   unleashed run examples/export_open_orders.lua [FILE.csv]
+--
+-- Writes to FILE.csv, or to stdout when no file is given (the summary then
+-- goes to stderr so the CSV stays clean).
+local csv = require "unleashed.cli.csv"
+
+local path = arg[1]
+local out = path and assert(io.open(path, "wb")) or io.stdout
+local say = path and print or function(s) io.stderr:write(s, "\n") end
+
+local columns = {
+  "OrderNumber", "OrderGuid", "OrderStatus", "SupplierCode", "WarehouseCode", "OrderDate",
+  "DeliveryDate", "Currency", "OrderTotal", "LineNumber", "ProductCode", "OrderQuantity",
+  "UnitPrice", "LineTotal",
+}
+out:write(csv.record(columns))
+
+local orders, lines = 0, 0
+for _, status in ipairs { "Parked", "Placed" } do
+  for po in client.purchase_orders:each { orderStatus = status } do
+    orders = orders + 1
+    local head = {
+      po.OrderNumber, po.Guid, po.OrderStatus, po.Supplier and po.Supplier.SupplierCode,
+      po.Warehouse and po.Warehouse.WarehouseCode, po.OrderDate, po.DeliveryDate,
+      po.Currency and po.Currency.CurrencyCode, po.Total,
+    }
+    local po_lines = po.PurchaseOrderLines or {}
+    if #po_lines == 0 then
+      out:write(csv.record(head, #columns))
+    end
+    for _, line in ipairs(po_lines) do
+      lines = lines + 1
+      local row = table.move(head, 1, 9, 1, {})
+      row[10], row[11] = line.LineNumber, line.Product and line.Product.ProductCode
+      row[12], row[13], row[14] = line.OrderQuantity, line.UnitPrice, line.LineTotal
+      out:write(csv.record(row, #columns))
+    end
+  end
+end
+if path then out:close() end
+say(("exported %d open order%s with %d line%s to %s"):format(orders, orders == 1 and "" or "s",
+  lines, lines == 1 and "" or "s", path or "stdout"))
+return orders
