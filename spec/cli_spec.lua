@@ -402,6 +402,12 @@ describe("unleashed command", function()
       assert.equal(0, c.code, c.stderr)
       assert.truthy(c.stdout:find("completed: status Complete", 1, true))
       assert.equal("Complete", sb:json("GET", "/PurchaseOrders/" .. po.Guid).OrderStatus)
+
+      -- the API refuses a second receipt: exit 4 with the server's description
+      local again = run({ "po", "receipt", po.OrderNumber }, env)
+      assert.equal(4, again.code)
+      assert.truthy(again.stderr:find("only a Placed purchase order can be receipted", 1, true), again.stderr)
+      assert.equal("", again.stdout)
     end)
 
     it("exits 5 for an unknown order and leaves the sandbox untouched", function()
@@ -574,6 +580,20 @@ print(type(unleashed.new) .. " " .. type(unleashed.Error))
   end)
 
   describe("sandbox", function()
+    it("says so when no unleashed-sandbox command can be found, exit 1", function()
+      local dir = tmpdir()
+      assert(os.execute(("cp %s %s/"):format(quote(ROOT .. "/bin/unleashed"), quote(dir))))
+      local out, err = os.tmpname(), os.tmpname()
+      local _, _, code = os.execute(("env PATH=/usr/bin:/bin %s sandbox --port 0 </dev/null >%s 2>%s")
+        :format(quote(dir .. "/unleashed"), quote(out), quote(err)))
+      local stderr = read_all(err)
+      os.remove(out)
+      os.remove(err)
+      os.execute("rm -rf " .. quote(dir))
+      assert.equal(1, code)
+      assert.truthy(stderr:find("cannot find the unleashed-sandbox command", 1, true), stderr)
+    end)
+
     it("starts the sandbox with the given flags and it answers", function()
       local words = { "env", "-u UNLEASHED_API_ID", "-u UNLEASHED_API_KEY", quote(ROOT .. "/bin/unleashed"),
                       "sandbox", "--port", "0", "--seed", "7" }
