@@ -1,6 +1,5 @@
 std = "lua54"
 max_line_length = 110
-include_files = { "lua/", "spec/", "bin/", "examples/", "bench/", "tools/", ".luacheckrc" }
-exclude_files = { "build/", "build-san/" }
+include_files = { "lua/**/*.lua", "spec/**/*.lua", "bin/*", "examples/**/*.lua", "bench/**/*.lua", ".luacheckrc" }
+exclude_files = { "build*/**" }
 files["spec/"] = { std = "+busted" }
-files["bin/unleashed"] = {}
