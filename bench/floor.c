@@ -145,6 +145,8 @@ int main(int argc, char **argv)
     curl_easy_setopt(h, CURLOPT_USERAGENT, "lua-unleashed-floor/0.1.0");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    /* The client offers every encoding libcurl can decode; so does the floor. */
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 
     /* One request outside the timing: connection set-up is not per request. */
     status = get_once(h, id, key, query, url, errbuf);
