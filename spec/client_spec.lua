@@ -167,6 +167,15 @@ describe("client:request", function()
     assert.is_nil(res.headers["x-interim"])
   end)
 
+  it("joins repeated response headers and unfolds continued ones", function()
+    local s = serve[[{ responses = { { status = 200, headers = {
+      ["X-Rep"] = "one\r\nx-rep: two", ["X-Fold"] = "first\r\n   second" } } } }]]
+    local res = new_client(s.url):request("GET", "/x")
+    assert.are.equal("one, two", res.headers["x-rep"])
+    assert.are.equal("first second", res.headers["x-fold"])
+    assert.are.equal("0", res.headers["content-length"])
+  end)
+
   it("waits out a 429 with Retry-After: 1", function()
     local s = serve[[{ responses = {
       { status = 429, headers = { ["Retry-After"] = "1" }, body = "slow down" },
