@@ -30,7 +30,15 @@ build = {
   modules = {
     -- BEGIN modules (spec/rockspec_spec.lua checks this list against src/, sandbox/ and lua/)
     ["unleashed.core"] = {
-      sources = { "src/client.c", "src/codec.c", "src/core.c", "src/query.c", "src/sign.c" },
+      sources = { "src/client.c",
+                  "src/codec.c",
+                  "src/core.c",
+                  "src/dates.c",
+                  "src/pager.c",
+                  "src/query.c",
+                  "src/retry.c",
+                  "src/sign.c",
+                  "src/transport.c" },
       libraries = { "curl", "crypto" },
       incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
@@ -41,10 +49,34 @@ build = {
       incdirs = { "src", "$(MICROHTTPD_INCDIR)" },
       libdirs = { "$(MICROHTTPD_LIBDIR)" },
     },
+    ["unleashed"] = "lua/unleashed.lua",
+    ["unleashed.arithmetic"] = "lua/unleashed/arithmetic.lua",
+    ["unleashed.cli"] = "lua/unleashed/cli.lua",
+    ["unleashed.cli.csv"] = "lua/unleashed/cli/csv.lua",
+    ["unleashed.cli.profile"] = "lua/unleashed/cli/profile.lua",
+    ["unleashed.client"] = "lua/unleashed/client.lua",
+    ["unleashed.dates"] = "lua/unleashed/dates.lua",
+    ["unleashed.decimal"] = "lua/unleashed/decimal.lua",
+    ["unleashed.error"] = "lua/unleashed/error.lua",
+    ["unleashed.filters"] = "lua/unleashed/filters.lua",
+    ["unleashed.guid"] = "lua/unleashed/guid.lua",
+    ["unleashed.json"] = "lua/unleashed/json.lua",
+    ["unleashed.purchase_orders"] = "lua/unleashed/purchase_orders.lua",
+    ["unleashed.sandbox.data"] = "lua/unleashed/sandbox/data.lua",
+    ["unleashed.sandbox"] = "lua/unleashed/sandbox/init.lua",
+    ["unleashed.sandbox.json"] = "lua/unleashed/sandbox/json.lua",
+    ["unleashed.sandbox.listing"] = "lua/unleashed/sandbox/listing.lua",
+    ["unleashed.sandbox.orders"] = "lua/unleashed/sandbox/orders.lua",
+    ["unleashed.sandbox.server"] = "lua/unleashed/sandbox/server.lua",
+    ["unleashed.sandbox.validate"] = "lua/unleashed/sandbox/validate.lua",
+    ["unleashed.validate"] = "lua/unleashed/validate.lua",
     -- END modules
   },
   install = {
-    bin = {},
+    bin = {
+      ["unleashed"] = "bin/unleashed",
+      ["unleashed-sandbox"] = "bin/unleashed-sandbox",
+    },
   },
 }
 test = {
