@@ -449,12 +449,11 @@ static void push_request(lua_State *L, req *r)
     lua_setfield(L, -2, "headers");
 }
 
-static char *copy_out(lua_State *L, const char *s, size_t len)
+static char *alloc_out(lua_State *L, size_t len)
 {
     char *p = malloc(len ? len : 1);
     if (p == NULL)
         luaL_error(L, "out of memory");
-    memcpy(p, s, len);
     return p;
 }
 
@@ -481,7 +480,8 @@ static void read_response(lua_State *L, req *r)
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "response field \"body\": must be a string");
         s = lua_tolstring(L, -1, &len);
-        r->resp_body = copy_out(L, s, len);
+        r->resp_body = alloc_out(L, len);
+        memcpy(r->resp_body, s, len);
         r->resp_len = len;
     }
     lua_pop(L, 1);
@@ -516,7 +516,7 @@ static void read_response(lua_State *L, req *r)
             n++;
             lua_pop(L, 1);
         }
-        r->resp_headers = p = copy_out(L, "", total);
+        r->resp_headers = p = alloc_out(L, total);
         lua_pushnil(L);
         while (lua_next(L, h)) {
             size_t kl, vl;

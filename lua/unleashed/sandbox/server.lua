@@ -1,0 +1,478 @@
+--- unleashed.sandbox.server: the `unleashed-sandbox` command around an app.
+--
+-- The app (unleashed.sandbox) answers as the API does, with no faults and no
+-- latency. This module wraps it with what the command's flags turn on, in
+-- this order: the admin endpoints, call counting, the monthly quota,
+-- throttling, injected 5xx faults, the app itself, dropped responses, bad
+-- bodies and latency; and it keeps the state file.
+local httpd = require "unleashed.sandbox.httpd"
+-- A private instance: settings another module makes on the shared one do not
+-- change what the sandbox writes.
+local cjson = require("cjson").new()
+
+local M = {}
+
+M.usage = [[
+usage: unleashed-sandbox [options]
+A local Unleashed API for tests and trials. Prints "listening on BASE-URL"
+(and, without --api-id/--api-key, the credentials it made up), then serves
+until SIGINT or SIGTERM.
+
+  --host ADDR           address to listen on (default 127.0.0.1)
+  --port N              port, 0 for a free one (default 0)
+  --api-id ID           the account's API id (with --api-key)
+  --api-key KEY         the account's API key (with --api-id)
+  --seed N              data seed: N purchase orders, the same data for the same N (default 100)
+  --latency-ms MS       hold every response MS milliseconds
+  --jitter-ms MS        plus a uniform 0..MS milliseconds
+  --fail-rate P         answer a fraction P of calls with 500/502/503, before the API sees them
+  --drop-rate P         cut a fraction P of responses mid-body, after the API processed them
+  --throttle K/SECONDS  429 with Retry-After past K calls in any SECONDS window
+  --quota N             after N calls every call gets the monthly-quota 429
+  --bad-body-rate P     a fraction P of 2xx JSON bodies truncated or not JSON
+  --state FILE          load the orders from FILE and keep it up to date
+  --tls-cert FILE       serve HTTPS with this PEM certificate (with --tls-key)
+  --tls-key FILE        the certificate's PEM private key
+  --admin               GET /_sandbox/stats, POST /_sandbox/reset (no signature)
+  --log                 one line per request on stderr
+  --help                this text
+]]
+
+-- ---- flags -------------------------------------------------------------------
+
+local function integer_in(lo, hi)
+  return function(v)
+    local n = math.tointeger(tonumber(v))
+    if n == nil or not v:match("^%d+$") or n < lo or (hi and n > hi) then
+      return nil, hi and ("must be an integer in %d..%d"):format(lo, hi)
+        or ("must be an integer >= %d"):format(lo)
+    end
+    return n
+  end
+end
+
+local function number_in(lo, hi, what)
+  return function(v)
+    local n = tonumber(v)
+    if n == nil or n ~= n or n < lo or n > hi then return nil, what end
+    return n
+  end
+end
+
+local function non_empty(v)
+  if v == "" then return nil, "must not be empty" end
+  return v
+end
+
+local function throttle(v)
+  local k, s = v:match("^(%d+)/(%d+%.?%d*)$")
+  k, s = math.tointeger(tonumber(k)), tonumber(s)
+  if not k or k < 1 or not s or s <= 0 then
+    return nil, "must be K/SECONDS with K an integer >= 1 and SECONDS > 0 (e.g. 10/1)"
+  end
+  return { calls = k, seconds = s }
+end
+
+local rate = number_in(0, 1, "must be a number in 0..1")
+local millis = number_in(0, 600000, "must be a number of milliseconds in 0..600000")
+
+-- flag -> option name, parser (nil: a switch)
+local FLAGS = {
+  host = { "host", non_empty },
+  port = { "port", integer_in(0, 65535) },
+  ["api-id"] = { "api_id", non_empty },
+  ["api-key"] = { "api_key", non_empty },
+  seed = { "seed", integer_in(0, 1000000) },
+  ["latency-ms"] = { "latency_ms", millis },
+  ["jitter-ms"] = { "jitter_ms", millis },
+  ["fail-rate"] = { "fail_rate", rate },
+  ["drop-rate"] = { "drop_rate", rate },
+  throttle = { "throttle", throttle },
+  quota = { "quota", integer_in(0) },
+  ["bad-body-rate"] = { "bad_body_rate", rate },
+  state = { "state", non_empty },
+  ["tls-cert"] = { "tls_cert", non_empty },
+  ["tls-key"] = { "tls_key", non_empty },
+  admin = { "admin" },
+  log = { "log" },
+  help = { "help" },
+}
+
+--- Parses the command's arguments. Returns the options, or nil and a message
+-- naming the flag and its rule.
+function M.parse_args(argv)
+  local opts = { host = "127.0.0.1", port = 0, seed = 100, latency_ms = 0, jitter_ms = 0,
+                 fail_rate = 0, drop_rate = 0, bad_body_rate = 0 }
+  local seen = {}
+  local i = 1
+  while argv[i] ~= nil do
+    local a = argv[i]
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    local flag = name and FLAGS[name]
+    if not flag then
+      return nil, ("%s: unknown option (see --help)"):format(a)
+    end
+    if seen[name] then
+      return nil, ("--%s: given twice"):format(name)
+    end
+    seen[name] = true
+    local key, parse = flag[1], flag[2]
+    if parse == nil then
+      if inline then return nil, ("--%s: takes no value"):format(name) end
+      opts[key] = true
+    else
+      local v = inline
+      if v == nil then
+        i = i + 1
+        v = argv[i]
+        if v == nil then return nil, ("--%s: needs a value"):format(name) end
+      end
+      local parsed, rule = parse(v)
+      if parsed == nil then
+        return nil, ("--%s %s: %s"):format(name, v, rule)
+      end
+      opts[key] = parsed
+    end
+    i = i + 1
+  end
+  if (opts.api_id == nil) ~= (opts.api_key == nil) then
+    return nil, "--api-id and --api-key: give both or neither"
+  end
+  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
+    return nil, "--tls-cert and --tls-key: give both or neither"
+  end
+  return opts
+end
+
+-- ---- randomness ----------------------------------------------------------------
+
+-- splitmix64: the faults are a pure function of --seed, and math.random's
+-- shared state stays the app's.
+local function prng(seed)
+  local state = seed ~ 0x5DEECE66D
+  return function()
+    state = state + 0x9E3779B97F4A7C15
+    local z = state
+    z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
+    z = (z ~ (z >> 27)) * 0x94D049BB133111EB
+    z = z ~ (z >> 31)
+    return (z >> 11) * 2.0 ^ -53
+  end
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64(s)
+  local out = {}
+  for i = 1, #s - 2, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a << 16 | b << 8 | c
+    for shift = 18, 0, -6 do
+      local d = (n >> shift & 63) + 1
+      out[#out + 1] = B64:sub(d, d)
+    end
+  end
+  assert(#s % 3 == 0, "base64: whole groups only")
+  return table.concat(out)
+end
+
+local function urandom(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(n)
+  f:close()
+  assert(bytes and #bytes == n, "short read from /dev/urandom")
+  return bytes
+end
+
+--- Credentials for a run without --api-id/--api-key: a GUID-shaped id and a
+-- key of 64 base64 characters, both from /dev/urandom.
+function M.make_credentials()
+  local b = { urandom(16):byte(1, 16) }
+  b[7] = b[7] & 0x0F | 0x40            -- version 4
+  b[9] = b[9] & 0x3F | 0x80            -- RFC 4122 variant
+  local hex = ("%02x"):rep(16):format(table.unpack(b))
+  local id = ("%s-%s-%s-%s-%s"):format(hex:sub(1, 8), hex:sub(9, 12), hex:sub(13, 16),
+                                       hex:sub(17, 20), hex:sub(21, 32))
+  return id, base64(urandom(48))
+end
+
+-- ---- files ---------------------------------------------------------------------
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+-- Writes through a temporary file in the same folder and renames it over
+-- the target, so a reader (or a crash) never sees half a file.
+local function write_atomically(path, data, suffix)
+  local tmp = path .. "." .. suffix .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(data)
+  local cok, cerr = f:close()
+  if not ok or not cok then
+    os.remove(tmp)
+    return nil, werr or cerr
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then
+    os.remove(tmp)
+    return nil, rerr
+  end
+  return true
+end
+
+-- ---- answers -------------------------------------------------------------------
+
+local function json_answer(status, t, headers)
+  local h = { ["Content-Type"] = "application/json" }
+  for k, v in pairs(headers or {}) do h[k] = v end
+  return { status = status, headers = h, body = cjson.encode(t) }
+end
+
+local function describe(status, description, headers)
+  return json_answer(status, { Description = description }, headers)
+end
+
+local HTML_ERROR = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n" ..
+  "<body><h1>Bad Gateway</h1><p>The upstream server sent an invalid response.</p></body></html>\n"
+
+-- A 2xx JSON body made undecodable in one of three ways a real network
+-- produces: cut short, an HTML error page from a proxy, or garbled JSON.
+local function spoil(resp, random)
+  local body = resp.body
+  local kind = math.floor(random() * 3)
+  if kind == 0 then
+    -- A prefix that stops before the closing bracket never parses.
+    local last = body:find("%s*$") - 1
+    resp.body = body:sub(1, math.floor(random() * last))
+  elseif kind == 1 then
+    resp.body = HTML_ERROR
+    resp.headers["Content-Type"] = "text/html; charset=utf-8"
+  else
+    resp.body = body:gsub("^(%s*[%[{])", "%1,", 1)
+  end
+end
+
+local function is_json_document(resp)
+  return type(resp.body) == "string" and resp.body:match("^%s*[%[{]") ~= nil
+end
+
+-- ---- the server ------------------------------------------------------------------
+
+local Server = {}
+Server.__index = Server
+
+--- Wraps app with the faults and bookkeeping opts turns on (opts as
+-- parse_args returns them). The server is not listening yet: see listen.
+function M.new(opts, app)
+  local self = setmetatable({
+    opts = opts,
+    app = app,
+    random = prng(opts.seed or 100),
+    calls = {},
+    total = 0,
+    quota_used = 0,
+    window = {},              -- ring of the throttle window's call times
+    window_next = 1,
+    state_suffix = ("%02x"):rep(4):format(urandom(4):byte(1, 4)),
+  }, Server)
+  return self
+end
+
+function Server:admin(req)
+  if req.path == "/_sandbox/stats" then
+    if req.method ~= "GET" then
+      return describe(405, "Use GET for /_sandbox/stats", { Allow = "GET" })
+    end
+    local calls = {}
+    for k, v in pairs(self.calls) do calls[k] = v end
+    return json_answer(200, { Total = self.total, Calls = calls })
+  elseif req.path == "/_sandbox/reset" then
+    if req.method ~= "POST" then
+      return describe(405, "Use POST for /_sandbox/reset", { Allow = "POST" })
+    end
+    self.calls, self.total = {}, 0
+    return json_answer(200, { Total = 0, Calls = {} })
+  end
+  return describe(404, "No sandbox endpoint " .. req.path)
+end
+
+-- Sliding window: refuses when K calls already fell in the last SECONDS;
+-- refused calls do not take a place in the window.
+function Server:throttled(now)
+  local t = self.opts.throttle
+  local oldest = self.window[self.window_next]
+  if oldest and now - oldest < t.seconds then
+    return math.max(1, math.ceil(oldest + t.seconds - now))
+  end
+  self.window[self.window_next] = now
+  self.window_next = self.window_next % t.calls + 1
+  return nil
+end
+
+function Server:save_state()
+  local path = self.opts.state
+  if not path or not self.app.dump then return true end
+  return write_atomically(path, self.app:dump(), self.state_suffix)
+end
+
+function Server:faulty(req)
+  local opts, random = self.opts, self.random
+  if opts.quota and self.quota_used >= opts.quota then
+    return describe(429, ("Monthly API call quota exceeded (%d calls); calls are refused until the " ..
+                          "quota resets"):format(opts.quota))
+  end
+  self.quota_used = self.quota_used + 1
+  if opts.throttle then
+    local wait = self:throttled(httpd.now())
+    if wait then
+      return describe(429, ("Too many requests: more than %d calls in %g seconds; retry after %d " ..
+                            "seconds"):format(opts.throttle.calls, opts.throttle.seconds, wait),
+                      { ["Retry-After"] = tostring(wait) })
+    end
+  end
+  if opts.fail_rate > 0 and random() < opts.fail_rate then
+    local status = ({ 500, 502, 503 })[1 + math.floor(random() * 3)]
+    return describe(status, ("The sandbox injected a %d fault (--fail-rate); the request was not " ..
+                             "processed"):format(status))
+  end
+
+  local resp = self.app:handle(req)
+  resp.headers = resp.headers or {}
+  local status = resp.status or 200
+  local ok = status >= 200 and status < 300
+  if ok and req.method ~= "GET" and req.method ~= "HEAD" then
+    local saved, err = self:save_state()
+    if not saved then
+      io.stderr:write(("unleashed-sandbox: cannot write --state %s: %s\n"):format(opts.state, err))
+    end
+  end
+  if opts.drop_rate > 0 and random() < opts.drop_rate then
+    resp.drop = true
+  end
+  if ok and opts.bad_body_rate > 0 and is_json_document(resp) and random() < opts.bad_body_rate then
+    spoil(resp, random)
+  end
+  return resp
+end
+
+--- The handler for httpd's run: one request in, one response out.
+function Server:handle(req)
+  local opts = self.opts
+  if opts.admin and req.path:sub(1, 10) == "/_sandbox/" then
+    return self:admin(req)
+  end
+  local key = req.method .. " " .. req.path
+  self.calls[key] = (self.calls[key] or 0) + 1
+  self.total = self.total + 1
+  local resp = self:faulty(req)
+  local delay = opts.latency_ms
+  if opts.jitter_ms > 0 then delay = delay + self.random() * opts.jitter_ms end
+  if delay > 0 then resp.delay_ms = delay end
+  return resp
+end
+
+--- Starts listening; returns the base URL.
+function Server:listen(tls_cert_pem, tls_key_pem)
+  local opts = self.opts
+  self.srv = httpd.new{ host = opts.host, port = opts.port, tls_cert = tls_cert_pem, tls_key = tls_key_pem }
+  local host = opts.host:find(":", 1, true) and "[" .. opts.host .. "]" or opts.host
+  self.base_url = ("%s://%s:%d"):format(tls_cert_pem and "https" or "http", host, self.srv:port())
+  return self.base_url
+end
+
+--- Serves until SIGINT, SIGTERM or stop; returns what ended it.
+function Server:run()
+  local log = self.opts.log and io.stderr
+  return self.srv:run(function(req)
+    if not log then return self:handle(req) end
+    local t0 = httpd.now()
+    local resp = self:handle(req)
+    log:write(("%s %s%s%s %d%s %.1fms\n"):format(req.method, req.path, req.query ~= "" and "?" or "",
+      req.query, resp.status or 200, resp.drop and " dropped" or "", (httpd.now() - t0) * 1000))
+    return resp
+  end)
+end
+
+function Server:close()
+  if self.srv then self.srv:close() end
+end
+
+-- ---- the command ---------------------------------------------------------------
+
+--- Runs the command: returns the exit status (0 after a signal, 1 when the
+-- server cannot start, 2 for bad flags).
+function M.main(argv, out, err)
+  out, err = out or io.stdout, err or io.stderr
+  local opts, msg = M.parse_args(argv)
+  if not opts then
+    err:write("unleashed-sandbox: ", msg, "\n")
+    return 2
+  end
+  if opts.help then
+    out:write(M.usage)
+    return 0
+  end
+  local pems = {}
+  for _, flag in ipairs{ "tls_cert", "tls_key" } do
+    if opts[flag] then
+      local data, rerr = read_file(opts[flag])
+      if not data then
+        err:write(("unleashed-sandbox: --%s: cannot read %s\n"):format(flag:gsub("_", "-"), rerr))
+        return 2
+      end
+      pems[flag] = data
+    end
+  end
+  local made_up = opts.api_id == nil
+  if made_up then opts.api_id, opts.api_key = M.make_credentials() end
+
+  local ok, app = pcall(function()
+    local sandbox = require "unleashed.sandbox"
+    return sandbox.new{ seed = opts.seed, credentials = { [opts.api_id] = opts.api_key } }
+  end)
+  if not ok then
+    err:write("unleashed-sandbox: cannot create the API: ", tostring(app), "\n")
+    return 1
+  end
+  if opts.state then
+    local data = read_file(opts.state)
+    if data then
+      local lok, lerr = pcall(app.load, app, data)
+      if not lok then
+        err:write(("unleashed-sandbox: --state %s: cannot load: %s\n"):format(opts.state, tostring(lerr)))
+        return 1
+      end
+    end
+  end
+
+  local server = M.new(opts, app)
+  local lok, url = pcall(server.listen, server, pems.tls_cert, pems.tls_key)
+  if not lok then
+    err:write("unleashed-sandbox: ", tostring(url), "\n")
+    return 1
+  end
+  out:write("listening on ", url, "\n")
+  if made_up then
+    out:write(("credentials UNLEASHED_API_ID=%s UNLEASHED_API_KEY=%s\n"):format(opts.api_id, opts.api_key))
+  end
+  out:flush()
+
+  server:run()
+  local status = 0
+  local saved, serr = server:save_state()
+  if not saved then
+    err:write(("unleashed-sandbox: cannot write --state %s: %s\n"):format(opts.state, serr))
+    status = 1
+  end
+  server:close()
+  return status
+end
+
+return M
