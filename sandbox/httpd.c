@@ -54,6 +54,7 @@ typedef struct req {
     int done;                          /* answered: guarded by the server lock */
     int phase;                         /* 0 before the first handler call, 1 after */
     int too_large;
+    int counted;                       /* in the server's inflight count */
     const char *method;
     char *uri;                         /* raw request target; path and query split in place */
     const char *query;
@@ -82,6 +83,9 @@ typedef struct {
     req *head, *tail;                  /* requests waiting for run() */
     int efd;                           /* written when the queue becomes non-empty */
     int closing;                       /* under lock: close() has begun */
+    int inflight;                      /* under lock: requests handed to run() and not yet completed */
+    pthread_cond_t idle;               /* signalled when inflight drops to 0 */
+    int idle_ready;
     int running;                       /* run() is on the stack (Lua thread only) */
     int stop_requested;                /* Lua thread only */
     int masked;                        /* SIGINT/SIGTERM blocked by us; oldmask restores */
@@ -199,10 +203,17 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 static void on_completed(void *cls, struct MHD_Connection *con, void **ctx,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    server *s = cls;
+    req *r = *ctx;
     (void)con;
     (void)toe;
-    req_free(*ctx);
+    if (r != NULL && r->counted) {
+        pthread_mutex_lock(&s->lock);
+        if (--s->inflight == 0)
+            pthread_cond_broadcast(&s->idle);
+        pthread_mutex_unlock(&s->lock);
+    }
+    req_free(r);
     *ctx = NULL;
 }
 
@@ -389,6 +400,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return send_error(con, r, MHD_HTTP_SERVICE_UNAVAILABLE, "the sandbox is shutting down");
     }
     was_empty = s->head == NULL;
+    r->counted = 1;
+    s->inflight++;
     r->next = NULL;
     if (s->tail)
         s->tail->next = r;
@@ -609,9 +622,12 @@ static void wipe(char *p, size_t n)
         *v++ = 0;
 }
 
-/* Answers every queued request with a 503 and refuses new ones. */
-static void fail_queued(server *s)
+/* Answers every queued request with a 503, refuses new ones, and gives the
+ * answers already made a few seconds to reach their clients before the
+ * daemon's shutdown cuts the connections. */
+static void drain(server *s)
 {
+    struct timespec deadline;
     req *r, *next;
     pthread_mutex_lock(&s->lock);
     s->closing = 1;
@@ -623,6 +639,11 @@ static void fail_queued(server *s)
         pthread_cond_signal(&r->done_cond);
     }
     s->head = s->tail = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += 5;
+    while (s->inflight > 0)
+        if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
+            break;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -632,13 +653,17 @@ static int srv_close(lua_State *L)
     if (s->running)
         return luaL_error(L, "httpd: close() inside run(); call stop() and close after run returns");
     if (s->daemon != NULL) {
-        fail_queued(s);
+        drain(s);
         MHD_stop_daemon(s->daemon);   /* joins every connection thread */
         s->daemon = NULL;
     }
     if (s->efd >= 0) {
         close(s->efd);
         s->efd = -1;
+    }
+    if (s->idle_ready) {
+        pthread_cond_destroy(&s->idle);
+        s->idle_ready = 0;
     }
     if (s->lock_ready) {
         pthread_mutex_destroy(&s->lock);
@@ -846,6 +871,18 @@ static int l_new(lua_State *L)
     if (pthread_mutex_init(&s->lock, NULL) != 0)
         return luaL_error(L, "httpd.new: cannot create a mutex");
     s->lock_ready = 1;
+    {
+        pthread_condattr_t attr;
+        int ok = 0;
+        if (pthread_condattr_init(&attr) == 0) {
+            ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0
+                 && pthread_cond_init(&s->idle, &attr) == 0;
+            pthread_condattr_destroy(&attr);
+        }
+        if (!ok)
+            return luaL_error(L, "httpd.new: cannot create a condition variable");
+        s->idle_ready = 1;
+    }
     s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->efd < 0)
         return luaL_error(L, "httpd.new: eventfd: %s", strerror(errno));
@@ -875,7 +912,7 @@ static int l_new(lua_State *L)
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)NULL,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
                                  tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
                                  MHD_OPTION_HTTPS_MEM_KEY, s->tls_key,
                                  MHD_OPTION_END);

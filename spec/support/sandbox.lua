@@ -31,8 +31,9 @@ local FLAGS = {
 local FLAG_ORDER = { "host", "seed", "api_id", "api_key", "latency_ms", "jitter_ms", "fail_rate", "drop_rate",
                      "throttle", "quota", "bad_body_rate", "state", "tls_cert", "tls_key" }
 
-local function command_line(opts, args)
-  local words = { "lua5.4", quote(ROOT .. "/bin/unleashed-sandbox") }
+local function command_line(opts, args, program)
+  local words = program and {} or { "lua5.4", quote(ROOT .. "/bin/unleashed-sandbox") }
+  for _, w in ipairs(program or {}) do words[#words + 1] = quote(w) end
   for _, a in ipairs(args) do words[#words + 1] = quote(a) end
   local env = {}
   for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. quote(v) end
@@ -122,6 +123,27 @@ end
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
+--- Starts a server process whose first stdout line is "listening on URL":
+-- the sandbox command with args, or opts.program = { words } instead of it;
+-- opts.stderr = a file for its stderr.
+-- Returns the handle start returns, without credentials.
+function M.spawn(args, opts)
+  opts = opts or {}
+  local cmd = "echo $$; exec " .. command_line(opts, args, opts.program)
+    .. (opts.stderr and " 2>" .. quote(opts.stderr) or "")
+  local p = assert(io.popen("sh -c " .. quote(cmd), "r"))
+  local pid = tonumber(p:read("l"))
+  local listening = p:read("l")
+  local url = listening and listening:match("^listening on (https?://.+)$")
+  if not url then
+    local _, _, code = p:close()
+    error(("sandbox did not start (exit %s), first line %q"):format(tostring(code), tostring(listening)), 2)
+  end
+  return setmetatable({ pipe = p, pid = pid, base_url = url, listening_line = listening,
+                        host = url:match("^https?://%[?([^/%]]+)%]?:%d+$"),
+                        port = tonumber(url:match(":(%d+)$")) }, Sandbox)
+end
+
 --- Starts a sandbox on a free loopback port. opts: the command's options by
 -- their snake_case names (seed, latency_ms, throttle = "5/1", ...), admin =
 -- true, args = { extra flags }, env = { NAME = value } for the process.
@@ -137,19 +159,10 @@ function M.start(opts)
   if opts.admin then args[#args + 1] = "--admin" end
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
 
-  local p = assert(io.popen("sh -c " .. quote("echo $$; exec " .. command_line(opts, args)), "r"))
-  local pid = tonumber(p:read("l"))
-  local listening = p:read("l")
-  local url = listening and listening:match("^listening on (https?://.+)$")
-  if not url then
-    local _, _, code = p:close()
-    error(("sandbox did not start (exit %s), first line %q"):format(tostring(code), tostring(listening)), 2)
-  end
-  local sb = setmetatable({ pipe = p, pid = pid, base_url = url, listening_line = listening,
-                            host = url:match("^https?://([^/:]+)"), port = tonumber(url:match(":(%d+)$")),
-                            api_id = opts.api_id, api_key = opts.api_key }, Sandbox)
+  local sb = M.spawn(args, opts)
+  sb.api_id, sb.api_key = opts.api_id, opts.api_key
   if not opts.api_id then
-    local line = p:read("l")
+    local line = sb.pipe:read("l")
     sb.credentials_line = line
     sb.api_id, sb.api_key = (line or ""):match("^credentials UNLEASHED_API_ID=(%S+) UNLEASHED_API_KEY=(%S+)$")
     if not sb.api_id then
