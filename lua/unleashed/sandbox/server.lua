@@ -253,6 +253,9 @@ local function spoil(resp, random)
     resp.body = body:sub(1, math.floor(random() * last))
   elseif kind == 1 then
     resp.body = HTML_ERROR
+    for name in pairs(resp.headers) do
+      if name:lower() == "content-type" then resp.headers[name] = nil end
+    end
     resp.headers["Content-Type"] = "text/html; charset=utf-8"
   else
     resp.body = body:gsub("^(%s*[%[{])", "%1,", 1)
