@@ -5,8 +5,8 @@
  * wakes the thread inside run() through an eventfd and waits on the request's
  * condition variable. run() calls the Lua handler for each queued request,
  * one at a time, and hands the answer back. The connection thread then holds
- * the response for its delay outside every lock, so slow answers on several
- * connections overlap instead of queueing behind one another.
+ * the response for its delay on its own, holding no lock, so slow answers on
+ * several connections overlap instead of queueing behind one another.
  *
  * SIGINT and SIGTERM are blocked from new() on (the daemon's threads inherit
  * the mask, so no signal lands on them) and read by run() from a signalfd;
@@ -84,8 +84,8 @@ typedef struct {
     int efd;                           /* written when the queue becomes non-empty */
     int closing;                       /* under lock: close() has begun */
     int inflight;                      /* under lock: requests handed to run() and not yet completed */
-    pthread_cond_t idle;               /* signalled when inflight drops to 0 */
-    int idle_ready;
+    pthread_cond_t changed;            /* broadcast when closing begins or inflight drops to 0 */
+    int changed_ready;
     int running;                       /* run() is on the stack (Lua thread only) */
     int stop_requested;                /* Lua thread only */
     int masked;                        /* SIGINT/SIGTERM blocked by us; oldmask restores */
@@ -210,7 +210,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **ctx,
     if (r != NULL && r->counted) {
         pthread_mutex_lock(&s->lock);
         if (--s->inflight == 0)
-            pthread_cond_broadcast(&s->idle);
+            pthread_cond_broadcast(&s->changed);
         pthread_mutex_unlock(&s->lock);
     }
     req_free(r);
@@ -295,17 +295,27 @@ static void partial_free(void *cls)
     free(p);
 }
 
-static void sleep_ms(double ms)
+/* Holds a response ms milliseconds. The wait releases the lock, so other
+ * connections go on; close() cuts it short. */
+static void hold(server *s, double ms)
 {
-    struct timespec ts;
+    struct timespec until;
+    time_t secs;
     if (!(ms > 0))
         return;
-    ts.tv_sec = (time_t)(ms / 1000.0);
-    ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000.0) * 1e6);
-    if (ts.tv_nsec >= 1000000000L)
-        ts.tv_nsec = 999999999L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    secs = (time_t)(ms / 1000.0);
+    until.tv_sec += secs;
+    until.tv_nsec += (long)((ms - (double)secs * 1000.0) * 1e6);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec += 1;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->lock);
+    while (!s->closing)
+        if (pthread_cond_timedwait(&s->changed, &s->lock, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* Queues r's answer on the connection; takes ownership of the body. */
@@ -419,7 +429,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         pthread_cond_wait(&r->done_cond, &s->lock);
     pthread_mutex_unlock(&s->lock);
 
-    sleep_ms(r->delay_ms);
+    hold(s, r->delay_ms);
     return send_answer(con, r);
 }
 
@@ -639,10 +649,11 @@ static void drain(server *s)
         pthread_cond_signal(&r->done_cond);
     }
     s->head = s->tail = NULL;
+    pthread_cond_broadcast(&s->changed);          /* responses held for latency go now */
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += 5;
     while (s->inflight > 0)
-        if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&s->changed, &s->lock, &deadline) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&s->lock);
 }
@@ -661,9 +672,9 @@ static int srv_close(lua_State *L)
         close(s->efd);
         s->efd = -1;
     }
-    if (s->idle_ready) {
-        pthread_cond_destroy(&s->idle);
-        s->idle_ready = 0;
+    if (s->changed_ready) {
+        pthread_cond_destroy(&s->changed);
+        s->changed_ready = 0;
     }
     if (s->lock_ready) {
         pthread_mutex_destroy(&s->lock);
@@ -876,12 +887,12 @@ static int l_new(lua_State *L)
         int ok = 0;
         if (pthread_condattr_init(&attr) == 0) {
             ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0
-                 && pthread_cond_init(&s->idle, &attr) == 0;
+                 && pthread_cond_init(&s->changed, &attr) == 0;
             pthread_condattr_destroy(&attr);
         }
         if (!ok)
             return luaL_error(L, "httpd.new: cannot create a condition variable");
-        s->idle_ready = 1;
+        s->changed_ready = 1;
     }
     s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->efd < 0)
@@ -913,6 +924,7 @@ static int l_new(lua_State *L)
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)NULL,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s,
+                                 /* without TLS the list ends here */
                                  tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
                                  MHD_OPTION_HTTPS_MEM_KEY, s->tls_key,
                                  MHD_OPTION_END);
