@@ -6,6 +6,7 @@
 -- throttling, injected 5xx faults, the app itself, dropped responses, bad
 -- bodies and latency; and it keeps the state file.
 local httpd = require "unleashed.sandbox.httpd"
+local guid = require "unleashed.guid"
 -- A private instance: settings another module makes on the shared one do not
 -- change what the sandbox writes.
 local cjson = require("cjson").new()
@@ -185,16 +186,10 @@ local function urandom(n)
   return bytes
 end
 
---- Credentials for a run without --api-id/--api-key: a GUID-shaped id and a
+--- Credentials for a run without --api-id/--api-key: a GUID for the id and a
 -- key of 64 base64 characters, both from /dev/urandom.
 function M.make_credentials()
-  local b = { urandom(16):byte(1, 16) }
-  b[7] = b[7] & 0x0F | 0x40            -- version 4
-  b[9] = b[9] & 0x3F | 0x80            -- RFC 4122 variant
-  local hex = ("%02x"):rep(16):format(table.unpack(b))
-  local id = ("%s-%s-%s-%s-%s"):format(hex:sub(1, 8), hex:sub(9, 12), hex:sub(13, 16),
-                                       hex:sub(17, 20), hex:sub(21, 32))
-  return id, base64(urandom(48))
+  return guid.new(), base64(urandom(48))
 end
 
 -- ---- files ---------------------------------------------------------------------
