@@ -581,6 +581,9 @@ end
 -- Receipt and Complete: POSTs that are not idempotent. After an ambiguous
 -- failure the order is read back: if it reached the status the step took
 -- effect; otherwise it is tried again, up to the client's retry budget.
+-- A 429 (throttled) was refused unprocessed, but the core does not retry a
+-- POST that reached the server: it is handled the same way, and the read
+-- back (a GET, which the core retries honouring Retry-After) is the wait.
 local function step(po, name, target_statuses)
   local client = client_of(po)
   local path = order_path(self_guid(po)) .. "/" .. name
@@ -589,7 +592,8 @@ local function step(po, name, target_statuses)
     tries = tries + 1
     local ok, v = client:_try("POST", path, { idempotent = false })
     if ok then return absorb(po, v) end
-    if not Error.is_ambiguous(v) or tries > client.max_retries then error(v, 0) end
+    local again = Error.is_ambiguous(v) or v.kind == "rate_limited"
+    if not again or tries > client.max_retries then error(v, 0) end
     local rok = pcall(po.refresh, po)
     if rok and target_statuses[po.OrderStatus] then return po end
     if not rok then error(v, 0) end
