@@ -116,9 +116,20 @@ local function check_request(method, path, opts)
       end
     end
     validate.call_options(opts, problems, "opts.")
-    if opts.body ~= nil and type(opts.body) ~= "string" and type(opts.body) ~= "table" then
+    local body = opts.body
+    if body ~= nil and type(body) ~= "string" and type(body) ~= "table" then
       problems[#problems + 1] = { field = "body",
                                   message = "must be a table (sent as JSON) or a JSON string" }
+    elseif type(body) == "string" and not utf8.len(body) then
+      problems[#problems + 1] = { field = "body", message = "must be valid UTF-8 (JSON text)" }
+    elseif type(body) == "table" then
+      -- Any endpoint's fields, named as the body spells them: bounds looser
+      -- than the purchase orders' own.
+      local n = #problems
+      validate.plain(body, "", problems, 32, 65536)
+      for i = n + 1, #problems do
+        if problems[i].field == "" then problems[i].field = "body" end
+      end
     end
   end
   return problems

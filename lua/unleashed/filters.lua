@@ -47,10 +47,18 @@ function checkers.date(v, name)
   return dates.coerce(v, name ~= "modifiedSince")
 end
 
+-- The API's longest code is 500 characters; a longer filter matches nothing.
+M.MAX_TEXT = 500
+-- Any endpoint's query values: bounded so the URL stays one libcurl sends.
+M.MAX_QUERY_TEXT = 2048
+
 function checkers.string(v)
   if type(v) ~= "string" then return nil, "must be a string" end
   if v == "" then return nil, "must not be empty" end
   if v:find("%c") then return nil, "must not contain control characters" end
+  local n = utf8.len(v)
+  if not n then return nil, "must be valid UTF-8" end
+  if n > M.MAX_TEXT then return nil, "must be at most " .. M.MAX_TEXT .. " characters" end
   return v
 end
 
@@ -107,8 +115,14 @@ function M.generic(f)
     return query, problems
   end
   for name, v in pairs(f) do
-    if type(name) ~= "string" or name == "" then
-      problems[#problems + 1] = { field = tostring(name), message = "filter names must be non-empty strings" }
+    if type(name) ~= "string" or name == "" or not utf8.len(name) then
+      problems[#problems + 1] = { field = tostring(name),
+                                  message = "filter names must be non-empty strings in UTF-8" }
+    elseif type(v) == "string" and not utf8.len(v) then
+      problems[#problems + 1] = { field = name, message = "must be valid UTF-8" }
+    elseif type(v) == "string" and utf8.len(v) > M.MAX_QUERY_TEXT then
+      problems[#problems + 1] = { field = name,
+                                  message = "must be at most " .. M.MAX_QUERY_TEXT .. " characters" }
     elseif type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then
       problems[#problems + 1] = { field = name, message = "must be a finite number" }
     elseif type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then

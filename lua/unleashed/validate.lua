@@ -104,9 +104,47 @@ function M.one_of(values)
   end }
 end
 
+-- Free-form values (fields the API returns, bodies of any endpoint): only
+-- what JSON can carry and the server can read, so that bad bytes, absurd
+-- nesting or huge texts are refused here rather than sent.
+M.PLAIN_DEPTH, M.PLAIN_TEXT = 16, 4096
+
+local function plain(v, path, problems, depth, max_depth, max_text)
+  local tv = type(v)
+  if tv == "string" then
+    local n = utf8.len(v)
+    if not n then return add(problems, path, "must be valid UTF-8") end
+    if n > max_text then return add(problems, path, "must be at most " .. max_text .. " characters") end
+  elseif tv == "number" then
+    if not finite(v) then return add(problems, path, "must be a finite number (not NaN or infinite)") end
+  elseif tv == "table" and v ~= null then
+    if depth >= max_depth then
+      return add(problems, path, "is nested too deeply (more than " .. max_depth .. " levels)")
+    end
+    for k, x in pairs(v) do
+      if type(k) == "string" and not utf8.len(k) then
+        return add(problems, path, "has a field name that is not valid UTF-8")
+      end
+      local n0 = #problems
+      plain(x, join(path, type(k) == "number" and k or tostring(k)), problems, depth + 1, max_depth, max_text)
+      if #problems > n0 then return end   -- one problem per value is enough
+    end
+  elseif tv ~= "boolean" and v ~= null then
+    return add(problems, path, "cannot be sent as JSON (a " .. tv .. ")")
+  end
+end
+
+--- Checks a free-form value; problems are added under path.
+function M.plain(v, path, problems, max_depth, max_text)
+  plain(v, path, problems, 0, max_depth or M.PLAIN_DEPTH, max_text or M.PLAIN_TEXT)
+end
+
 -- Read-only fields the API returns: accepted (an order read back can be
--- sent again) and passed on unchanged.
-M.any = { kind = "any", check = function(v) return v end }
+-- sent again) and passed on unchanged, if JSON can carry them.
+M.any = { kind = "any", check = function(v, path, problems)
+  M.plain(v, path, problems)
+  return v
+end }
 
 local check_object
 
@@ -277,14 +315,17 @@ M.Line = M.object(LINE_FIELDS, { name = "PurchaseOrderLine" })
 ORDER_FIELDS.PurchaseOrderLines = M.array(M.Line)
 M.Order = M.object(ORDER_FIELDS, { name = "PurchaseOrder" })
 
+-- An explicit null does not give a required field.
+local function missing(v) return v == nil or v == null end
+
 -- Rules across fields of one line: what the create and line calls need.
 local function check_line_rules(line, path, problems, mode)
   if type(line) ~= "table" then return end
-  if mode == "post" and line.Product == nil then add(problems, join(path, "Product"), "is required") end
-  if line.OrderQuantity == nil and mode ~= "put_partial" then
+  if mode == "post" and missing(line.Product) then add(problems, join(path, "Product"), "is required") end
+  if missing(line.OrderQuantity) and mode ~= "put_partial" then
     add(problems, join(path, "OrderQuantity"), "is required")
   end
-  if line.UnitPrice == nil and line.LineTotal == nil and mode ~= "put_partial" then
+  if missing(line.UnitPrice) and missing(line.LineTotal) and mode ~= "put_partial" then
     add(problems, join(path, "UnitPrice"), "is required (or LineTotal)")
   end
 end
@@ -300,7 +341,7 @@ function M.order(t, mode)
   local out = M.Order.check(t, "", problems)
   local statuses = mode == "post" and M.PO_POST_STATUSES or M.PO_PUT_STATUSES
   local status = t.OrderStatus
-  if status == nil then
+  if missing(status) then
     if mode == "post" then add(problems, "OrderStatus", "is required") end
   elseif type(status) == "string" then
     local ok = false
@@ -310,7 +351,7 @@ function M.order(t, mode)
         .. (mode == "post" and " when creating" or " when updating"))
     end
   end
-  if mode == "post" and t.Supplier == nil then add(problems, "Supplier", "is required") end
+  if mode == "post" and missing(t.Supplier) then add(problems, "Supplier", "is required") end
   local lines = t.PurchaseOrderLines
   if mode == "post" and M.NEEDS_LINES[status] and (type(lines) ~= "table" or #lines == 0) then
     add(problems, "PurchaseOrderLines", "must have at least one line when OrderStatus is " .. status)
@@ -354,9 +395,13 @@ end
 
 -- ---- client options -------------------------------------------------------
 
+M.MAX_HEADER = 1024
+
 local function header_text(v, path, problems)
   if type(v) ~= "string" or v == "" then return add(problems, path, "must be a non-empty string") end
   if v:find("[%c]") then return add(problems, path, "must not contain control characters") end
+  if not utf8.len(v) then return add(problems, path, "must be valid UTF-8") end
+  if #v > M.MAX_HEADER then return add(problems, path, "must be at most " .. M.MAX_HEADER .. " bytes") end
   return v
 end
 
@@ -383,6 +428,9 @@ M.OPTIONS = {
   base_url = function(v, path, problems)
     if type(v) ~= "string" or not v:find("^https?://[^/%s]+") or v:find("[%s%c]") then
       return add(problems, path, "must be an http:// or https:// URL")
+    end
+    if #v > 2048 or not utf8.len(v) then
+      return add(problems, path, "must be valid UTF-8 of at most 2048 bytes")
     end
     if v:find("[?#]") then return add(problems, path, "must not have a query or fragment") end
     return (v:gsub("/+$", ""))
@@ -445,7 +493,11 @@ function M.options(opts)
   for k, v in pairs(opts) do
     local check = type(k) == "string" and M.OPTIONS[k]
     if not check then
-      add(problems, tostring(k), "is not an option (valid: " .. table.concat(names, ", ") .. ")")
+      -- Named only when it reads as a name: a credential put where a name
+      -- goes must not come back in the message.
+      local name = type(k) == "string" and #k <= 40 and k:find("^[%a_][%w_]*$") and k
+        or "(a " .. type(k) .. " that is not an option name)"
+      add(problems, name, "is not an option (valid: " .. table.concat(names, ", ") .. ")")
     else
       out[k] = check(v, k, problems)
     end
