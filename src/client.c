@@ -174,12 +174,60 @@ static int l_client_tostring(lua_State *L)
 
 /* ---- new_client --------------------------------------------------------- */
 
+static const char *const client_options[] = {
+    "api_id", "api_key", "base_url", "client_type", "user_agent", "timeout", "connect_timeout",
+    "max_retries", "retry_base", "retry_cap", "ca_file", "max_body", NULL
+};
+
+/* Whether s reads as an option name: a short identifier. Only such a name
+ * is repeated in a message, so that a credential put where a name goes
+ * never comes back in one. */
+static int is_name(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0 || n > 40 || (s[0] >= '0' && s[0] <= '9'))
+        return 0;
+    for (i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+              || ch == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* An option the core does not know is refused, not ignored: a misspelt
+ * name, or one a caller expects to turn TLS verification off, must fail. */
+static void check_option_names(lua_State *L, int t)
+{
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        int i, known = 0;
+        size_t n = 0;
+        const char *k = NULL;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            k = lua_tolstring(L, -1, &n);
+            for (i = 0; client_options[i] != NULL; i++)
+                if (strcmp(k, client_options[i]) == 0 && strlen(k) == n)
+                    known = 1;
+        }
+        if (!known) {
+            if (k != NULL && is_name(k, n))
+                luaL_argerror(L, t, lua_pushfstring(L, "%s: unknown option", k));
+            luaL_argerror(L, t, lua_pushfstring(L, "a %s that is not an option name is not an option",
+                                                luaL_typename(L, -1)));
+        }
+    }
+}
+
 static int l_new_client(lua_State *L)
 {
     unl_client *c;
     size_t n;
     const curl_version_info_data *vi;
     luaL_checktype(L, 1, LUA_TTABLE);
+    check_option_names(L, 1);
     /* The box exists (with its __gc) before anything it will own. */
     c = lua_newuserdatauv(L, sizeof *c, 0);
     memset(c, 0, sizeof *c);
