@@ -24,24 +24,60 @@ local ARRAY_FIELDS = {
 }
 
 -- Integer fields of the API: cjson reads every number as a float; these are
--- handed to scripts as Lua integers.
+-- handed to scripts as Lua integers. The API declares Integer only for the
+-- list envelope's Pagination figures and a purchase order line's LineNumber,
+-- so only those places are visited, not the whole tree (a page of 1,000
+-- orders has some 100,000 values, and only about 3,000 of them are integers).
 local INTEGER_FIELDS = {
   LineNumber = true, NumberOfItems = true, PageSize = true, PageNumber = true,
   NumberOfPages = true,
 }
 M.INTEGER_FIELDS = INTEGER_FIELDS
 
-local function integerize(v, depth)
-  if depth > 200 then return end
-  for k, x in pairs(v) do
-    local tx = type(x)
-    if tx == "table" then
-      integerize(x, depth + 1)
-    elseif tx == "number" and INTEGER_FIELDS[k] then
-      local i = math.tointeger(x)
-      if i then v[k] = i end
+local tointeger = math.tointeger
+
+local function integerize_pagination(p)
+  local i = tointeger(p.NumberOfItems)
+  if i then p.NumberOfItems = i end
+  i = tointeger(p.PageSize)
+  if i then p.PageSize = i end
+  i = tointeger(p.PageNumber)
+  if i then p.PageNumber = i end
+  i = tointeger(p.NumberOfPages)
+  if i then p.NumberOfPages = i end
+end
+
+-- An order (its PurchaseOrderLines) or a line on its own.
+local function integerize_item(item)
+  local lines = item.PurchaseOrderLines
+  if type(lines) == "table" then
+    for j = 1, #lines do
+      local line = lines[j]
+      if type(line) == "table" then
+        local n = tointeger(line.LineNumber)
+        if n then line.LineNumber = n end
+      end
     end
   end
+  local n = tointeger(item.LineNumber)
+  if n then item.LineNumber = n end
+end
+
+local function integerize_list(items)
+  for i = 1, #items do
+    local item = items[i]
+    if type(item) == "table" then integerize_item(item) end
+  end
+end
+
+-- A decoded answer: a page ({Pagination, Items}), one object (an order or
+-- a line) or an array of them.
+local function integerize(v)
+  local p = v.Pagination
+  if type(p) == "table" then integerize_pagination(p) end
+  local items = v.Items
+  if type(items) == "table" then integerize_list(items) end
+  if v[1] ~= nil then integerize_list(v) else integerize_item(v) end
 end
 
 -- Decodes an API response body. Returns the value, or nil and a message.
@@ -51,7 +87,7 @@ function M.decode(text)
   if not ok then return nil, "cannot normalise body: " .. tostring(normalized) end
   local ok2, v = pcall(cjson.decode, normalized)
   if not ok2 then return nil, "body is not JSON: " .. tostring(v) end
-  if type(v) == "table" then integerize(v, 0) end
+  if type(v) == "table" then integerize(v) end
   return v
 end
 
