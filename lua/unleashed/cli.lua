@@ -158,10 +158,6 @@ local function not_found(message)
   error({ kind = "not_found", message = message, cli = true }, 0)
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
 local function field(t, path)
   for part in path:gmatch("[^.]+") do
     if type(t) ~= "table" then return nil end
@@ -587,48 +583,19 @@ local function run(ctx, args)
 end
 
 -- ---- sandbox --------------------------------------------------------------------
-local function sandbox_command(ctx)
-  local self = ctx.arg0 or ""
-  local dir = self:match("^(.*)/[^/]*$")
-  if dir then
-    local path = dir .. "/unleashed-sandbox"
-    local f = io.open(path, "r")
-    if f then
-      f:close()
-      if os.execute("test -x " .. shell_quote(path)) then return shell_quote(path) end
-      return "lua5.4 " .. shell_quote(path)
-    end
-  end
-  for p in (ctx.getenv("PATH") or ""):gmatch("[^:]+") do
-    local path = p .. "/unleashed-sandbox"
-    if os.execute("test -x " .. shell_quote(path)) then return shell_quote(path) end
-  end
-  return nil
-end
-
+-- The sandbox runs in this process rather than as a child: a signal sent to
+-- `unleashed sandbox` (a service manager's SIGTERM, a script's kill) reaches the
+-- server itself, and nothing is left running behind it.
 local function sandbox(ctx, args)
-  local cmd = sandbox_command(ctx)
+  local server = require "unleashed.sandbox.server"
   if args[1] == "--help" or args[1] == "-h" then
     ctx.help("sandbox")
-    if cmd then
-      ctx.stdout:write("\nThe sandbox's own flags:\n\n")
-      ctx.stdout:flush()
-      os.execute(cmd .. " --help")
-    end
+    ctx.stdout:write("\nThe sandbox's own flags:\n\n")
+    ctx.stdout:write(server.usage)
     return 0
   end
-  if not cmd then
-    ctx.stderr:write("unleashed: cannot find the unleashed-sandbox command beside ",
-      ctx.arg0 or "unleashed", " or on PATH\n")
-    return 1
-  end
-  local parts = { "exec", cmd }
-  for _, a in ipairs(args) do parts[#parts + 1] = shell_quote(a) end
   ctx.stdout:flush()
-  local ok, how, code = os.execute(table.concat(parts, " "))
-  if ok then return 0 end
-  if how == "signal" then return 128 + code end
-  return code or 1
+  return server.main(args, ctx.stdout, ctx.stderr)
 end
 
 -- ---- main ----------------------------------------------------------------------------
