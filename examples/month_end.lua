@@ -1,7 +1,8 @@
 -- luacheck: read globals client unleashed
 -- A month-end report: purchase order totals by supplier and status for one
--- month (by OrderDate), then the landed cost of each receipted order: its goods
--- plus the costs added to it (freight, duty), in the base currency.
+-- month (by OrderDate), then the landed cost of each order received in that
+-- month (by ReceivedDate): its goods plus the costs added to it (freight,
+-- duty), in the base currency.
 --
 --   unleashed run examples/month_end.lua [YYYY-MM]
 --
@@ -16,7 +17,7 @@ local first = ("%04d-%02d-01"):format(y, m)
 local next_first = m == 12 and ("%04d-01-01"):format(y + 1) or ("%04d-%02d-01"):format(y, m + 1)
 
 -- Every order of the month (not Deleted ones: the API leaves those out).
-local groups, keys, receipted = {}, {}, {}
+local groups, keys = {}, {}
 local count = 0
 for po in client.purchase_orders:each { startDate = first, endDate = next_first } do
   if po.OrderDate and po.OrderDate:sub(1, 7) == month then
@@ -34,8 +35,12 @@ for po in client.purchase_orders:each { startDate = first, endDate = next_first 
     g.sub = g.sub + (po.SubTotal or 0)
     g.tax = g.tax + (po.TaxTotal or 0)
     g.total = g.total + (po.Total or 0)
-    if po.ReceivedDate then receipted[#receipted + 1] = po end
   end
+end
+
+-- string.format pads by bytes; pad by characters so "MÜLLER" lines up.
+local function pad(s, width)
+  return s .. (" "):rep(math.max(0, width - (utf8.len(s) or #s)))
 end
 
 table.sort(keys)
@@ -44,8 +49,16 @@ print(("%-16s %-10s %6s %12s %12s %12s  %s"):format("SUPPLIER", "STATUS", "ORDER
   "TOTAL", "CCY"))
 for _, key in ipairs(keys) do
   local g = groups[key]
-  print(("%-16s %-10s %6d %12.2f %12.2f %12.2f  %s"):format(g.supplier, g.status, g.orders, g.sub, g.tax,
-    g.total, g.currency))
+  print(("%s %-10s %6d %12.2f %12.2f %12.2f  %s"):format(pad(g.supplier, 16), g.status, g.orders,
+    g.sub, g.tax, g.total, g.currency))
+end
+
+-- Orders received in the month, whenever they were ordered. Receiving an
+-- order modifies it, so modifiedSince narrows the listing to candidates.
+local receipted = {}
+local received = { modifiedSince = first, orderStatus = "Receipted,Costed,Complete" }
+for po in client.purchase_orders:each(received) do
+  if po.ReceivedDate and po.ReceivedDate:sub(1, 7) == month then receipted[#receipted + 1] = po end
 end
 
 -- Landed cost: goods (BCSubTotal) plus every cost's BCCost, base currency.
@@ -63,8 +76,9 @@ for _, po in ipairs(receipted) do
   end
   local landed = goods + extra
   landed_total = landed_total + landed
-  print(("%s  %-16s goods %10.2f  costs %9.2f  landed %10.2f  %s"):format(po.OrderNumber,
-    po.Supplier and po.Supplier.SupplierCode or "?", goods, extra, landed, table.concat(names, ", ")))
+  print(("%s  %s goods %10.2f  costs %9.2f  landed %10.2f  %s"):format(po.OrderNumber,
+    pad(po.Supplier and po.Supplier.SupplierCode or "?", 16), goods, extra, landed,
+    table.concat(names, ", ")))
 end
 print(("landed total: %.2f"):format(landed_total))
 return count
