@@ -318,6 +318,13 @@ describe("docs/reference.md", function()
     assert_same(filters.PURCHASE_ORDER, documented, "purchase order filters")
   end)
 
+  it("names every field decoded as a Lua integer", function()
+    local text = section("## Values: dates, decimals, null")
+    for name in pairs(require("unleashed.json").INTEGER_FIELDS) do
+      assert.is_truthy(text:find("`" .. name .. "`", 1, true), "integer field " .. name .. " undocumented")
+    end
+  end)
+
   it("documents every function of unleashed.core and the methods of its userdata", function()
     assert_same(public_names(core), NAMED.core, "unleashed.core keys")
     assert_shapes(core, NAMED.core, "unleashed.core")
