@@ -39,12 +39,19 @@ function M.str(s)
   return encode_string(s)
 end
 
--- Decimals with the API's scale of four places. Built from integer parts
--- and a table of fractions: string.format is the slowest step of a page.
-local FRAC = {}
-for i = 0, 9999 do FRAC[i] = fmt(".%04d", i) end
+-- Digits as ready-made text: decimals and integers are written from these
+-- instead of through string.format, whose float conversion was the slowest
+-- step of rendering an order.
+local INT, PAD4, FRAC = {}, {}, {}
+for i = 0, 9999 do
+  INT[i] = fmt("%d", i)
+  PAD4[i] = fmt("%04d", i)
+  FRAC[i] = fmt(".%04d", i)
+end
 local mtype = math.type
 
+-- Decimals with the API's scale of four places, "-0.0000" written as
+-- "0.0000" (a figure the server computed, such as a landed cost).
 function M.dec(x)
   if x == nil then return "null" end
   local u = floor(x * 10000 + 0.5)
@@ -62,6 +69,143 @@ end
 function M.int(x)
   if x == nil then return "null" end
   return fmt("%d", x)
+end
+
+-- ---- writers -----------------------------------------------------------
+-- The renderers of big objects put the pieces of their text into a buffer
+-- table, b[n + 1], b[n + 2], ..., and join them once: most pieces already
+-- exist (keys, digits, the values' own strings), so an order is one new
+-- string rather than a hundred small ones. Each writer appends a value's
+-- JSON after position n and returns the new position.
+
+-- A non-negative integer (or integral float) below 10^16, in groups of
+-- four digits (integer arithmetic: float division could round up near a
+-- group boundary); anything else through string.format("%d"), which also
+-- raises for a value with no integer representation, as a template did.
+local tointeger = math.tointeger
+
+local function put_int(b, n, x)
+  local i = tointeger(x)
+  if i and i >= 0 and i < 10000000000000000 then
+    if i < 10000 then
+      b[n + 1] = INT[i]
+      return n + 1
+    elseif i < 100000000 then
+      b[n + 1], b[n + 2] = INT[i // 10000], PAD4[i % 10000]
+      return n + 2
+    elseif i < 1000000000000 then
+      b[n + 1], b[n + 2], b[n + 3] = INT[i // 100000000], PAD4[i // 10000 % 10000], PAD4[i % 10000]
+      return n + 3
+    end
+    b[n + 1], b[n + 2] = INT[i // 1000000000000], PAD4[i // 100000000 % 10000]
+    b[n + 3], b[n + 4] = PAD4[i // 10000 % 10000], PAD4[i % 10000]
+    return n + 4
+  end
+  b[n + 1] = fmt("%d", x)
+  return n + 1
+end
+M.put_int = put_int
+
+-- Exactly string.format("%.4f", x), for figures that are never null. The
+-- fast path takes positive values below 10^9 whose scaled fraction is not
+-- within 0.01 of a rounding tie: the scaled value's own error (at most
+-- 10^13 * 2^-53, about 0.001) cannot then move it across a tie, so its
+-- rounding matches %.4f's rounding of the exact binary value. Negatives,
+-- -0.0, near-ties, huge values and NaN go to string.format.
+function M.put_dec4(b, n, x)
+  local v = x * 10000.0
+  if v > 0 and v < 1e13 then
+    local w = floor(v)
+    local f = v - w
+    if f > 0.51 then w = w + 1 elseif f >= 0.49 then w = nil end
+    if w then
+      n = put_int(b, n, w // 10000)
+      b[n + 1] = FRAC[w % 10000]
+      return n + 1
+    end
+  elseif v == 0 and 1 / v > 0 then
+    b[n + 1] = "0.0000"
+    return n + 1
+  end
+  b[n + 1] = fmt("%.4f", x)
+  return n + 1
+end
+
+-- The same text as M.dec.
+function M.put_dec(b, n, x)
+  if x == nil then
+    b[n + 1] = "null"
+    return n + 1
+  end
+  local u = floor(x * 10000 + 0.5)
+  if mtype(u) ~= "integer" or u >= 2^53 or u <= -2^53 then
+    b[n + 1] = M.dec(x)
+    return n + 1
+  end
+  if u < 0 then
+    u = -u
+    b[n + 1] = "-"
+    n = n + 1
+  end
+  n = put_int(b, n, u // 10000)
+  b[n + 1] = FRAC[u % 10000]
+  return n + 1
+end
+
+-- Quoted text of strings seen before, so that a value repeated across
+-- orders (a user, a city, a tax code) is scanned and quoted once. Bounded:
+-- it starts again when full.
+local quoted, n_quoted = {}, 0
+local QUOTED_MAX = 20000
+
+-- The same text as M.str.
+function M.put_str(b, n, s)
+  if s == nil then
+    b[n + 1] = "null"
+    return n + 1
+  end
+  local q = quoted[s]
+  if not q then
+    q = M.str(s)
+    if n_quoted >= QUOTED_MAX then quoted, n_quoted = {}, 0 end
+    quoted[s], n_quoted = q, n_quoted + 1
+  end
+  b[n + 1] = q
+  return n + 1
+end
+
+-- A string known to need no escaping (a Guid, a status), quoted.
+function M.put_plain(b, n, s)
+  b[n + 1], b[n + 2], b[n + 3] = '"', s, '"'
+  return n + 3
+end
+
+-- The same text as M.date, from a bounded cache as for strings: many
+-- dates repeat (order and delivery dates are midnights).
+local dates, n_dates = {}, 0
+
+function M.put_date(b, n, ms)
+  if ms == nil then
+    b[n + 1] = "null"
+    return n + 1
+  end
+  local d = dates[ms]
+  if not d then
+    d = M.date(ms)
+    if ms ~= ms then   -- NaN cannot be a key
+      b[n + 1] = d
+      return n + 1
+    end
+    if n_dates >= QUOTED_MAX then dates, n_dates = {}, 0 end
+    dates[ms], n_dates = d, n_dates + 1
+  end
+  b[n + 1] = d
+  return n + 1
+end
+
+function M.put_bool(b, n, v)
+  b[n + 1] = v == nil and "null" or v and "true" or "false"
+  return n + 1
 end
 
 function M.bool(b)

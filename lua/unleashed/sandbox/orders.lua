@@ -200,70 +200,135 @@ local function pending_serials_json(list)
   return json.array(items)
 end
 
--- Lines and orders are written with one string.format each: building a page
--- of big orders is dominated by the number of small strings made, and a
--- template makes one. Fields that are never null use %.4f / %d directly.
-local LINE = '{%s"BCCostTotal":%.4f,"BCLandedCost":%.4f,"BCSubTotal":%.4f,"BCUnitPrice":%.4f,'
-  .. '"Comments":%s,"DeliveryDate":%s,"DiscountedUnitPrice":%.4f,"DiscountRate":%.4f,"Guid":"%s",'
-  .. '"LastModifiedBy":%s,"LastModifiedOn":"\\/Date(%d)\\/","LineNumber":%d,"LineTax":%.4f,'
-  .. '"LineTaxCode":%s,"LineTaxRate":%.4f,"LineTotal":%.4f,"OrderQuantity":%.4f%s,"Product":%s,'
-  .. '"PurchaseUnitOrderQuantity":%.4f,"PurchaseUnitReceiptQuantity":%s,"ReceiptQuantity":%s%s,'
-  .. '"UnitOfMeasure":%s,"UnitPrice":%.4f,"Volume":%s,"Weight":%s}'
-
 local function cached_ref(item, render)
   local s = item._json_ref
   if not s then s = render(item); item._json_ref = s end
   return s
 end
 
-local fmt = string.format
+-- Orders are written piece by piece into a buffer and joined once (see the
+-- writers in unleashed.sandbox.json): the first render of a page of 1,000
+-- orders made some 100,000 small strings through string.format, and most
+-- pieces (keys, digits, the orders' own strings) already exist. The text is
+-- what "%.4f" (put_dec4), "%d" (put_int) and the value helpers give.
+local put_str, put_plain, put_dec, put_dec4 = json.put_str, json.put_plain, json.put_dec, json.put_dec4
+local put_int, put_date, put_bool = json.put_int, json.put_date, json.put_bool
 
-local function line_json(line, ref, brief, serial_batch)
-  local prod = ref.product_by_guid[line.product]
-  local unit = ref.unit_by_guid[line.unit]
-  return fmt(LINE,
-    serial_batch and ('"BatchNumbers":' .. batches_json(line.batches) .. ",") or "",
-    line.BCCostTotal, line.BCLandedCost, line.BCSubTotal, line.BCUnitPrice,
-    str(line.Comments), date(line.DeliveryDate), line.DiscountedUnitPrice, line.DiscountRate or 0,
-    line.Guid, str(line.LastModifiedBy), line.LastModifiedOn, line.LineNumber, line.LineTax,
-    str(line.LineTaxCode), line.LineTaxRate, line.LineTotal, line.OrderQuantity,
-    serial_batch and (',"PendingBatchNumbers":' .. pending_batches_json(line.pending_batches)
-                      .. ',"PendingSerialNumbers":' .. pending_serials_json(line.pending_serials)) or "",
-    product_ref(prod, brief), line.PurchaseUnitOrderQuantity,
-    dec(line.PurchaseUnitReceiptQuantity), dec(line.ReceiptQuantity),
-    serial_batch and (',"SerialNumbers":' .. serials_json(line.serials)) or "",
-    cached_ref(unit, M.unit_ref), line.UnitPrice, dec(line.Volume), dec(line.Weight))
+local function put_line(b, n, line, ref, brief, serial_batch)
+  b[n + 1] = "{"
+  n = n + 1
+  if serial_batch then
+    b[n + 1] = '"BatchNumbers":' .. batches_json(line.batches) .. ","
+    n = n + 1
+  end
+  b[n + 1] = '"BCCostTotal":';            n = put_dec4(b, n + 1, line.BCCostTotal)
+  b[n + 1] = ',"BCLandedCost":';          n = put_dec4(b, n + 1, line.BCLandedCost)
+  b[n + 1] = ',"BCSubTotal":';            n = put_dec4(b, n + 1, line.BCSubTotal)
+  b[n + 1] = ',"BCUnitPrice":';           n = put_dec4(b, n + 1, line.BCUnitPrice)
+  b[n + 1] = ',"Comments":';              n = put_str(b, n + 1, line.Comments)
+  b[n + 1] = ',"DeliveryDate":';          n = put_date(b, n + 1, line.DeliveryDate)
+  b[n + 1] = ',"DiscountedUnitPrice":';   n = put_dec4(b, n + 1, line.DiscountedUnitPrice)
+  b[n + 1] = ',"DiscountRate":';          n = put_dec4(b, n + 1, line.DiscountRate or 0)
+  b[n + 1] = ',"Guid":';                  n = put_plain(b, n + 1, line.Guid)
+  b[n + 1] = ',"LastModifiedBy":';        n = put_str(b, n + 1, line.LastModifiedBy)
+  b[n + 1] = ',"LastModifiedOn":';        n = put_date(b, n + 1, line.LastModifiedOn)
+  b[n + 1] = ',"LineNumber":';            n = put_int(b, n + 1, line.LineNumber)
+  b[n + 1] = ',"LineTax":';               n = put_dec4(b, n + 1, line.LineTax)
+  b[n + 1] = ',"LineTaxCode":';           n = put_str(b, n + 1, line.LineTaxCode)
+  b[n + 1] = ',"LineTaxRate":';           n = put_dec4(b, n + 1, line.LineTaxRate)
+  b[n + 1] = ',"LineTotal":';             n = put_dec4(b, n + 1, line.LineTotal)
+  b[n + 1] = ',"OrderQuantity":';         n = put_dec4(b, n + 1, line.OrderQuantity)
+  if serial_batch then
+    b[n + 1] = ',"PendingBatchNumbers":' .. pending_batches_json(line.pending_batches)
+    b[n + 2] = ',"PendingSerialNumbers":' .. pending_serials_json(line.pending_serials)
+    n = n + 2
+  end
+  b[n + 1] = ',"Product":'
+  b[n + 2] = product_ref(ref.product_by_guid[line.product], brief)
+  n = n + 2
+  b[n + 1] = ',"PurchaseUnitOrderQuantity":';   n = put_dec4(b, n + 1, line.PurchaseUnitOrderQuantity)
+  b[n + 1] = ',"PurchaseUnitReceiptQuantity":'; n = put_dec(b, n + 1, line.PurchaseUnitReceiptQuantity)
+  b[n + 1] = ',"ReceiptQuantity":';             n = put_dec(b, n + 1, line.ReceiptQuantity)
+  if serial_batch then
+    b[n + 1] = ',"SerialNumbers":' .. serials_json(line.serials)
+    n = n + 1
+  end
+  b[n + 1] = ',"UnitOfMeasure":'
+  b[n + 2] = cached_ref(ref.unit_by_guid[line.unit], M.unit_ref)
+  n = n + 2
+  b[n + 1] = ',"UnitPrice":';             n = put_dec4(b, n + 1, line.UnitPrice)
+  b[n + 1] = ',"Volume":';                n = put_dec(b, n + 1, line.Volume)
+  b[n + 1] = ',"Weight":';                n = put_dec(b, n + 1, line.Weight)
+  b[n + 1] = "}"
+  return n + 1
 end
 
-local ORDER = '{"BCSubTotal":%.4f,"BCTaxTotal":%.4f,"BCTotal":%.4f,"Comments":%s,"CompletedDate":%s,'
-  .. '"CreatedBy":%s,"CreatedOn":"\\/Date(%d)\\/","Currency":%s,"CustomOrderStatus":%s,'
-  .. '"DeliveryCity":%s,"DeliveryCountry":%s,"DeliveryDate":%s,"DeliveryName":%s,"DeliveryPostCode":%s,'
-  .. '"DeliveryRegion":%s,"DeliveryStreetAddress":%s,"DeliveryStreetAddress2":%s,"DeliverySuburb":%s,'
-  .. '"DiscountRate":%.4f,"ExchangeRate":%.4f,"Guid":"%s","LastModifiedBy":%s,"LastModifiedOn":%s,'
-  .. '"OrderDate":%s,"OrderNumber":%s,"OrderStatus":"%s","Printed":%s,"PurchaseOrderLines":[%s],'
-  .. '"ReceivedDate":%s,"SalesOrders":[],"SubTotal":%.4f,"Supplier":%s,"SupplierEORI":%s,'
-  .. '"SupplierInvoiceDate":%s,"SupplierRef":%s,"Tax":%s,"TaxCode":%s,"TaxRate":%.4f,"TaxTotal":%.4f,'
-  .. '"Total":%.4f,"TotalVolume":%s,"TotalWeight":%s,"Warehouse":%s}'
+-- One buffer serves every render: an order is written and joined before
+-- the next one starts, and nothing it calls renders an order.
+local buffer = {}
 
 -- The order as the API renders it, for one variant of brief/serialBatch.
 function M.to_json(order, ref, brief, serial_batch)
-  local lines = {}
-  for i, line in ipairs(order.lines) do lines[i] = line_json(line, ref, brief, serial_batch) end
-  local tax = ref.tax_by_code[order.TaxCode:lower()]
-  return fmt(ORDER,
-    order.BCSubTotal, order.BCTaxTotal, order.BCTotal, str(order.Comments), date(order.CompletedDate),
-    str(order.CreatedBy), order.CreatedOn, cached_ref(ref.currency_by_guid[order.currency], M.currency_ref),
-    str(order.CustomOrderStatus), str(order.DeliveryCity), str(order.DeliveryCountry),
-      date(order.DeliveryDate),
-    str(order.DeliveryName), str(order.DeliveryPostCode), str(order.DeliveryRegion),
-    str(order.DeliveryStreetAddress), str(order.DeliveryStreetAddress2), str(order.DeliverySuburb),
-    order.DiscountRate or 0, order.ExchangeRate, order.Guid, str(order.LastModifiedBy),
-    date(order.LastModifiedOn), date(order.OrderDate), str(order.OrderNumber), order.OrderStatus,
-    bool(order.Printed), concat(lines, ","), date(order.ReceivedDate), order.SubTotal,
-    cached_ref(ref.supplier_by_guid[order.supplier], M.supplier_ref), str(order.SupplierEORI),
-    date(order.SupplierInvoiceDate), str(order.SupplierRef), cached_ref(tax, M.tax_ref), str(order.TaxCode),
-    order.TaxRate, order.TaxTotal, order.Total, dec(order.TotalVolume), dec(order.TotalWeight),
-    cached_ref(ref.warehouse_by_guid[order.warehouse], M.warehouse_ref))
+  local b, n = buffer, 0
+  b[n + 1] = '{"BCSubTotal":';            n = put_dec4(b, n + 1, order.BCSubTotal)
+  b[n + 1] = ',"BCTaxTotal":';            n = put_dec4(b, n + 1, order.BCTaxTotal)
+  b[n + 1] = ',"BCTotal":';               n = put_dec4(b, n + 1, order.BCTotal)
+  b[n + 1] = ',"Comments":';              n = put_str(b, n + 1, order.Comments)
+  b[n + 1] = ',"CompletedDate":';         n = put_date(b, n + 1, order.CompletedDate)
+  b[n + 1] = ',"CreatedBy":';             n = put_str(b, n + 1, order.CreatedBy)
+  b[n + 1] = ',"CreatedOn":';             n = put_date(b, n + 1, order.CreatedOn)
+  b[n + 1] = ',"Currency":'
+  b[n + 2] = cached_ref(ref.currency_by_guid[order.currency], M.currency_ref)
+  n = n + 2
+  b[n + 1] = ',"CustomOrderStatus":';     n = put_str(b, n + 1, order.CustomOrderStatus)
+  b[n + 1] = ',"DeliveryCity":';          n = put_str(b, n + 1, order.DeliveryCity)
+  b[n + 1] = ',"DeliveryCountry":';       n = put_str(b, n + 1, order.DeliveryCountry)
+  b[n + 1] = ',"DeliveryDate":';          n = put_date(b, n + 1, order.DeliveryDate)
+  b[n + 1] = ',"DeliveryName":';          n = put_str(b, n + 1, order.DeliveryName)
+  b[n + 1] = ',"DeliveryPostCode":';      n = put_str(b, n + 1, order.DeliveryPostCode)
+  b[n + 1] = ',"DeliveryRegion":';        n = put_str(b, n + 1, order.DeliveryRegion)
+  b[n + 1] = ',"DeliveryStreetAddress":'; n = put_str(b, n + 1, order.DeliveryStreetAddress)
+  b[n + 1] = ',"DeliveryStreetAddress2":'; n = put_str(b, n + 1, order.DeliveryStreetAddress2)
+  b[n + 1] = ',"DeliverySuburb":';        n = put_str(b, n + 1, order.DeliverySuburb)
+  b[n + 1] = ',"DiscountRate":';          n = put_dec4(b, n + 1, order.DiscountRate or 0)
+  b[n + 1] = ',"ExchangeRate":';          n = put_dec4(b, n + 1, order.ExchangeRate)
+  b[n + 1] = ',"Guid":';                  n = put_plain(b, n + 1, order.Guid)
+  b[n + 1] = ',"LastModifiedBy":';        n = put_str(b, n + 1, order.LastModifiedBy)
+  b[n + 1] = ',"LastModifiedOn":';        n = put_date(b, n + 1, order.LastModifiedOn)
+  b[n + 1] = ',"OrderDate":';             n = put_date(b, n + 1, order.OrderDate)
+  b[n + 1] = ',"OrderNumber":';           n = put_str(b, n + 1, order.OrderNumber)
+  b[n + 1] = ',"OrderStatus":';           n = put_plain(b, n + 1, order.OrderStatus)
+  b[n + 1] = ',"Printed":';               n = put_bool(b, n + 1, order.Printed)
+  b[n + 1] = ',"PurchaseOrderLines":['
+  n = n + 1
+  for i, line in ipairs(order.lines) do
+    if i > 1 then
+      b[n + 1] = ","
+      n = n + 1
+    end
+    n = put_line(b, n, line, ref, brief, serial_batch)
+  end
+  b[n + 1] = '],"ReceivedDate":';         n = put_date(b, n + 1, order.ReceivedDate)
+  b[n + 1] = ',"SalesOrders":[],"SubTotal":'; n = put_dec4(b, n + 1, order.SubTotal)
+  b[n + 1] = ',"Supplier":'
+  b[n + 2] = cached_ref(ref.supplier_by_guid[order.supplier], M.supplier_ref)
+  n = n + 2
+  b[n + 1] = ',"SupplierEORI":';          n = put_str(b, n + 1, order.SupplierEORI)
+  b[n + 1] = ',"SupplierInvoiceDate":';   n = put_date(b, n + 1, order.SupplierInvoiceDate)
+  b[n + 1] = ',"SupplierRef":';           n = put_str(b, n + 1, order.SupplierRef)
+  b[n + 1] = ',"Tax":'
+  b[n + 2] = cached_ref(ref.tax_by_code[order.TaxCode:lower()], M.tax_ref)
+  n = n + 2
+  b[n + 1] = ',"TaxCode":';               n = put_str(b, n + 1, order.TaxCode)
+  b[n + 1] = ',"TaxRate":';               n = put_dec4(b, n + 1, order.TaxRate)
+  b[n + 1] = ',"TaxTotal":';              n = put_dec4(b, n + 1, order.TaxTotal)
+  b[n + 1] = ',"Total":';                 n = put_dec4(b, n + 1, order.Total)
+  b[n + 1] = ',"TotalVolume":';           n = put_dec(b, n + 1, order.TotalVolume)
+  b[n + 1] = ',"TotalWeight":';           n = put_dec(b, n + 1, order.TotalWeight)
+  b[n + 1] = ',"Warehouse":'
+  b[n + 2] = cached_ref(ref.warehouse_by_guid[order.warehouse], M.warehouse_ref)
+  b[n + 3] = "}"
+  return concat(b, "", 1, n + 3)
 end
 
 function M.cost_json(c, order, ref)
