@@ -592,21 +592,32 @@ local function section_sandbox()
   say("")
   say("== 5. Sandbox speed (issue 3) ==")
   if inproc then
-    say("  app:handle in-process, app built for --seed %d in %.1f s. The app keeps each order's JSON once",
-        inproc.seed, inproc.build_seconds)
-    say("  rendered: cold = orders never rendered before (one measurement), warm = median of repeats.")
-    say("  page of 1,000 full orders: cold %.1f ms, warm %.1f ms; page of 200: cold %.1f ms, warm %.1f ms",
+    say("  app:handle in-process, app built for --seed %d in %.1f s, %.0f MB of heap; it keeps each order's"
+        .. " JSON once", inproc.seed, inproc.build_seconds, inproc.heap_mb)
+    say("  rendered and renders every listed order's default form when built (built without that: %.1f s,"
+        .. " %.0f MB).", inproc.build_lazy_seconds, inproc.heap_lazy_mb)
+    say("  first = the first request for the page after start-up (one measurement), warm = median of"
+        .. " repeats.")
+    say("  page of 1,000 full orders: first %.1f ms, warm %.1f ms; page of 200: first %.1f ms, warm %.1f ms",
         inproc.page1000_cold_ms, inproc.page1000_ms, inproc.page200_cold_ms, inproc.page200_ms)
+    say("  first render of orders never rendered (app built without rendering): page of 1,000 %.1f ms,"
+        .. " page of 200 %.1f ms", inproc.render1000_ms, inproc.render200_ms)
     say("  GET of one order (warm): %.3f ms, %.0f/s for the handler alone", inproc.get_ms,
         1000 / inproc.get_ms)
     say("  server time, page of 1,000 full orders, warm: %.1f ms  target < 50 ms: %s", inproc.page1000_ms,
         target("sandbox page of 1,000 (warm)", ("%.1f ms"):format(inproc.page1000_ms), "< 50 ms",
                inproc.page1000_ms < 50))
     local cold_ok = inproc.page1000_cold_ms < 50
-    say("  server time, page of 1,000 full orders, cold: %.1f ms  target < 50 ms: %s",
+    say("  server time, page of 1,000 full orders, first request: %.1f ms  target < 50 ms: %s",
         inproc.page1000_cold_ms,
-        target("sandbox page of 1,000 (cold)", ("%.1f ms"):format(inproc.page1000_cold_ms), "< 50 ms",
-               cold_ok, not cold_ok and "the first render of each order; later pages come from its cache"))
+        target("sandbox page of 1,000 (first request)", ("%.1f ms"):format(inproc.page1000_cold_ms),
+               "< 50 ms", cold_ok, not cold_ok and "the first render of its orders"))
+    local render_ok = inproc.render1000_ms < 50
+    say("  server time, first render of 1,000 orders (no rendering at start-up): %.1f ms  target < 50 ms:"
+        .. " %s",
+        inproc.render1000_ms,
+        target("sandbox first render of 1,000 orders", ("%.1f ms"):format(inproc.render1000_ms), "< 50 ms",
+               render_ok, not render_ok and "the app renders listed orders when built instead"))
   else
     target("sandbox page of 1,000 (warm)", "-", "< 50 ms", nil, "in-process measurement failed")
   end
