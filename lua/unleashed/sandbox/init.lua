@@ -37,13 +37,24 @@ local function default_clock()
   end
 end
 
+-- Indexes self.orders. Rendered JSON is kept for orders that are the same
+-- objects as before (a state loaded over the seed it was saved from), so
+-- that loading does not render them all again.
 function App:_index_orders()
+  local old_by_guid, old_cache = self.by_guid or {}, self.cache
   self.by_guid, self.by_number = {}, {}
   for _, o in ipairs(self.orders) do
     self.by_guid[o.Guid] = o
     self.by_number[o.OrderNumber:lower()] = o
   end
   self.cache = { {}, {}, {}, {} }   -- [variant][Guid] = the order's JSON
+  for v, c in ipairs(old_cache or {}) do
+    local keep = self.cache[v]
+    for g, json_text in pairs(c) do
+      local o = self.by_guid[g]
+      if o ~= nil and o == old_by_guid[g] then keep[g] = json_text end
+    end
+  end
   self.list_cache = {}       -- filter key -> { version, orders }
   self.list_cache_n = 0
   self.version = (self.version or 0) + 1
