@@ -98,6 +98,10 @@ local function check_request(method, path, opts)
   elseif path:find("[?#]") then
     problems[#problems + 1] = { field = "path",
       message = "must not carry a query: pass it as opts.query so that it is signed" }
+  elseif #path > 2048 or not utf8.len(path) then
+    -- libcurl fails a request line past 1 MB as out of memory, a retried
+    -- "network" error: refused here with its reason instead.
+    problems[#problems + 1] = { field = "path", message = "must be valid UTF-8 of at most 2048 bytes" }
   end
   if opts ~= nil and type(opts) ~= "table" then
     problems[#problems + 1] = { field = "opts", message = "must be a table" }
@@ -193,8 +197,9 @@ end
 function Client:request(method, path, opts)
   local problems = check_request(method, path, opts)
   if #problems > 0 then
-    Error.raise_validation("invalid request", problems, type(method) == "string" and method or nil,
-      type(path) == "string" and path or nil)
+    -- The error repeats the method and path only when they are fit to print.
+    local function shown(v) return type(v) == "string" and #v <= 2048 and utf8.len(v) and v or nil end
+    Error.raise_validation("invalid request", problems, shown(method), shown(path))
   end
   return self:_call(method:upper(), path, opts)
 end
