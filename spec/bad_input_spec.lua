@@ -225,6 +225,9 @@ describe("bad input", function()
     -- any endpoint
     { "a path with a query", function() return client:request("GET", "/Taxes?all=1") end, "path",
       "must not carry a query" },
+    { "a megabyte path", function() return client:request("GET", "/Taxes/" .. MEGABYTE) end, "path", "at most 2048" },
+    { "a path in invalid UTF-8", function() return client:request("GET", "/Taxes/" .. BAD_UTF8) end, "path",
+      "valid UTF-8" },
     { "an unknown method", function() return client:request("FETCH", "/Taxes") end, "method", "must be GET" },
     { "retries past the limit", function() return client:request("GET", "/Taxes", { retries = 1000 }) end,
       "opts.retries", "from 0 to 100" },
