@@ -273,6 +273,8 @@ function M.seed_orders(state, n)
       local pu = prod.purchase_units[rng:int(1, #prod.purchase_units)]
       local q = prod.IsSerialized and rng:int(1, 4)
         or round4(rng:int(1, 400) / (rng:float() < 0.8 and 1 or 4))
+      -- q was drawn in base units: a buyer orders a few pallets, not 400 of them
+      if pu.factor > 1 then q = math.max(1, math.ceil(q / pu.factor)) end
       local line = {
         Guid = rng:guid(), LineNumber = ln, product = prod.Guid, unit = pu.unit, factor = pu.factor,
         PurchaseUnitOrderQuantity = q,
