@@ -3,32 +3,15 @@
 -- checked against the library's own listing, the profile file's permission
 -- check, and that no output ever carries the API key.
 local sandbox = require "support.sandbox"
+local files = require "support.files"
+local read_all = files.read_all
+local write_file = files.write_file
+local tmpdir = files.tmpdir
 local unleashed = require "unleashed"
 local cjson = require "cjson"
 
 local ROOT = os.getenv("UNLEASHED_ROOT") or "."
 local quote = sandbox.quote
-
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. quote(d)))
-  return d
-end
 
 -- Every output any run produced, checked at the end for the key.
 local outputs = {}

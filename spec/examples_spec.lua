@@ -2,18 +2,12 @@
 -- (`unleashed run examples/X.lua ARGS`) against a sandbox, and checked
 -- against what the sandbox holds afterwards.
 local sandbox = require "support.sandbox"
+local files = require "support.files"
+local read_all = files.read_all
 local unleashed = require "unleashed"
 
 local ROOT = os.getenv("UNLEASHED_ROOT") or "."
 local quote = sandbox.quote
-
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- Runs `bin/unleashed run examples/NAME ARGS` from the project's root with the
 -- sandbox's credentials in the environment.

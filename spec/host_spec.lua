@@ -2,18 +2,12 @@
 -- build this suite runs against (plain or sanitized), then run against a
 -- sandbox, in one lua_State and in two at once (one thread each).
 local sandbox = require "support.sandbox"
+local files = require "support.files"
+local read_all = files.read_all
 local unleashed = require "unleashed"
 
 local ROOT = os.getenv("UNLEASHED_ROOT") or "."
 local quote = sandbox.quote
-
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- The build folder is the one LUA_CPATH points at (tools/test sets it to
 -- ROOT/BUILD/?.so); the sanitizer runtime in LD_PRELOAD means a SAN=1 build.

@@ -1,25 +1,7 @@
 -- Query encoding: one sorted list of pairs gives the signed text (raw) and the
 -- wire text (RFC 3986), so what is signed is exactly what the server decodes.
 local core = require "unleashed.core"
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- The independent HMAC: `openssl dgst -sha256 -hmac KEY -binary | base64`.
-local function openssl_hmac(message, key)
-  local tmp = os.tmpname()
-  local f = assert(io.open(tmp, "wb"))
-  f:write(message)
-  f:close()
-  local cmd = ("openssl dgst -sha256 -mac HMAC -macopt key:%s -binary < %s | base64")
-    :format(shell_quote(key), shell_quote(tmp))
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  os.remove(tmp)
-  return (out:gsub("%s+$", ""))
-end
+local openssl_hmac = require("support.openssl").hmac
 
 local function percent_decode(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))

@@ -5,6 +5,9 @@
 -- key, a piece of it, or any api-auth-signature value the client sent. The
 -- profile file is refused while others can read it.
 local sandbox = require "support.sandbox"
+local files = require "support.files"
+local read_all = files.read_all
+local write_file = files.write_file
 local stub = require "support.stub_control"
 local unleashed = require "unleashed"
 local core = require "unleashed.core"
@@ -23,20 +26,6 @@ end
 local API_ID = unleashed.guid()
 local API_KEY = random_key()
 local WRONG_KEY = "wrong-" .. API_KEY
-
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 
 -- Every reachable string of a value: table keys and values, metatables, an
 -- Error's __tostring, recursively (what a debug dump of the value would show).
