@@ -55,17 +55,34 @@ describe("purchase_orders:each over 10,000 orders", function()
     assert.equal((#expected + 999) // 1000, sb:stats().Total)
   end)
 
+  -- The core pager behind a listing, taken from the iterator's state before
+  -- the loop runs, so that the spec can see it closed after the loop.
+  local function pager_of(iterator)
+    for i = 1, math.huge do
+      local name, value = debug.getupvalue(iterator, i)
+      if name == nil then break end
+      if name == "state" and type(value) == "table" and value.pager then return value.pager end
+    end
+    error("the iterator holds no pager")
+  end
+
   it("stops early on break, cancelling the pages not yet handed out", function()
     sb:reset()
     local n = 0
-    for _ in client.purchase_orders:each(nil, { page_size = 100, concurrency = 4 }) do
+    local it, s, c, closer = client.purchase_orders:each(nil, { page_size = 100, concurrency = 4 })
+    local pager = pager_of(it)
+    assert.not_matches("closed", tostring(pager))
+    for _ in it, s, c, closer do
       n = n + 1
       if n == 150 then break end
     end
-    local pages = (#expected + 99) // 100
-    local stats = sb:stats()
-    assert.is_true(stats.Total < 10, "page calls after break: " .. stats.Total)
-    assert.is_true(stats.Total < pages)
+    assert.equal(150, n)
+    -- the break closed the pager: no transfer of it is left
+    assert.equal("unleashed.Pager(closed)", tostring(pager))
+    local ok, err = pcall(pager.next, pager)
+    assert.is_false(ok)
+    assert.matches("pager is closed", err)
+    assert.is_nil(it())
     -- the client is still fine after the cancelled transfers
     local page = client.purchase_orders:page(3, { pageSize = 100 })
     assert.equal(expected[201], page.items[1].Guid)
@@ -73,17 +90,38 @@ describe("purchase_orders:each over 10,000 orders", function()
 
   it("releases the listing when the loop body raises", function()
     sb:reset()
+    local pager
     local ok, err = pcall(function()
       local n = 0
-      for _ in client.purchase_orders:each(nil, { page_size = 100 }) do
+      local it, s, c, closer = client.purchase_orders:each(nil, { page_size = 100 })
+      pager = pager_of(it)
+      for _ in it, s, c, closer do
         n = n + 1
         if n == 120 then error("stop here") end
       end
     end)
     assert.is_false(ok)
     assert.matches("stop here", err)
-    assert.is_true(sb:stats().Total < 10)
+    assert.equal("unleashed.Pager(closed)", tostring(pager))
+    local nok, nerr = pcall(pager.next, pager)
+    assert.is_false(nok)
+    assert.matches("pager is closed", nerr)
     assert.equal(expected[1], client.purchase_orders:page(1, { pageSize = 1 }).items[1].Guid)
+  end)
+
+  it("goes on to the end when a script keeps only the iterator and collects garbage", function()
+    -- The fourth value (to-be-closed) is dropped at once: collecting it must
+    -- not end the listing.
+    local it = client.purchase_orders:each(nil, { page_size = 100, concurrency = 4 })
+    local n = 0
+    while true do
+      local po = it()
+      if po == nil then break end
+      n = n + 1
+      assert.equal(expected[n], po.Guid)
+      if n % 40 == 0 then collectgarbage() end
+    end
+    assert.equal(#expected, n)
   end)
 
   it("lists with filters across pages", function()

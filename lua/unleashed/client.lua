@@ -29,6 +29,17 @@ M.DEFAULTS = {
   page_size = 1000,
 }
 
+-- Sleeps for a wait the Lua layer makes itself (a throttled POST the core
+-- does not resend): the core's sleep when it has one, else LuaSocket's,
+-- else the POSIX sleep command.
+function M.sleep(seconds)
+  if seconds ~= seconds or seconds <= 0 then return end
+  if core.sleep then return core.sleep(seconds) end
+  local ok, socket = pcall(require, "socket")
+  if ok and type(socket) == "table" and socket.sleep then return socket.sleep(seconds) end
+  os.execute(("sleep %.3f"):format(seconds))
+end
+
 -- opts have been checked by unleashed.new.
 function M.new(opts)
   local copts = {}
@@ -42,6 +53,8 @@ function M.new(opts)
     page_size = opts.page_size or M.DEFAULTS.page_size,
     max_retries = opts.max_retries or 3,
     on_request = opts.on_request,
+    _retry_base = opts.retry_base or 0.5,   -- the core's defaults, for waits the Lua layer makes
+    _retry_cap = opts.retry_cap or 30,
     _core = core.new_client(copts),
     _cache = {},    -- per client: reference data (tax rates) of this company only
   }, Client)
@@ -248,16 +261,38 @@ local function check_paging_opts(opts, default_page_size, default_concurrency)
 end
 M.check_paging_opts = check_paging_opts
 
+-- A page is a GET, safe to repeat: a 2xx whose body is not a page (cut or
+-- spoiled on the way) is requested again, up to the retry budget, before the
+-- listing fails with kind protocol. err is the first protocol error.
+function Client:_refetch_page(path, ropts, err, budget)
+  for _ = 1, budget do
+    local ok, doc, res = self:_try("GET", path, ropts)
+    if ok then ok, doc = pcall(check_page, doc, res, "GET", path) end
+    if ok then return doc end
+    if not Error.is(doc, "protocol") then error(doc, 0) end
+    err = doc
+  end
+  error(err, 0)
+end
+
 -- The listing engine behind client:each and purchase_orders:each. Page 1 is
 -- one request; pages 2..NumberOfPages come from the core's pager, several in
 -- flight, handed back in page order. Only the current page and the pager's
 -- window are held. Returns the generic-for values: iterator, nil, nil and a
 -- to-be-closed value that cancels the pager (a `break` releases it at once).
+-- The to-be-closed value has no __gc: a script that keeps only the iterator
+-- drops it, and the listing must go on; the pager's own __gc releases the
+-- transfers once the iterator is garbage too.
 function Client:_iterate(resource_path, query, popts, wrap)
   query.pageSize = query.pageSize or popts.page_size
   local ropts = { query = query, timeout = popts.timeout, retries = popts.retries }
-  local doc, res = self:_call("GET", resource_path, ropts)
-  check_page(doc, res, "GET", resource_path)
+  local budget = popts.retries or self.max_retries
+  local ok, doc, res = self:_try("GET", resource_path, ropts)
+  if ok then ok, doc = pcall(check_page, doc, res, "GET", resource_path) end
+  if not ok then
+    if not Error.is(doc, "protocol") then error(doc, 0) end
+    doc = self:_refetch_page(resource_path, ropts, doc, budget)
+  end
   local total = math.tointeger(doc.Pagination.NumberOfPages) or 1
   if total < 1 then total = 1 end
   if popts.progress then popts.progress(1, total) end
@@ -275,7 +310,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
     state.pager, state.items = nil, {}
     if p then p:close() end
   end
-  local closer = setmetatable({}, { __close = close, __gc = close, __name = "unleashed.Listing" })
+  local closer = setmetatable({}, { __close = close, __name = "unleashed.Listing" })
 
   local function iterate()
     while true do
@@ -301,9 +336,12 @@ function Client:_iterate(resource_path, query, popts, wrap)
         close()
         error(err, 0)
       end
-      local ok, pdoc = pcall(M.decode_body, pres, "GET", path)
-      if ok then ok, pdoc = pcall(check_page, pdoc, pres, "GET", path) end
-      if not ok then
+      local pok, pdoc = pcall(M.decode_body, pres, "GET", path)
+      if pok then pok, pdoc = pcall(check_page, pdoc, pres, "GET", path) end
+      if not pok and Error.is(pdoc, "protocol") then
+        pok, pdoc = pcall(self._refetch_page, self, path, ropts, pdoc, budget)
+      end
+      if not pok then
         close()
         error(pdoc, 0)
       end
