@@ -150,3 +150,61 @@ describe("unleashed.Error __tostring", function()
     end
   end)
 end)
+
+describe("unleashed.Error and the C core agree", function()
+  local stub = require "support.stub_control"
+
+  it("calls a 429 quota when its raw body says quota anywhere, as the core's retry rule does", function()
+    -- "quota" outside every description: only the raw body has it.
+    local body = '{"Code":"MonthlyQUOTAExhausted","Description":"Calls are refused for now"}'
+    local e = Error.from_response(res(429, body), "GET", "/Taxes")
+    assert.equal("quota", e.kind)
+    local throttled = Error.from_response(res(429, '{"Description":"Too many"}'), "GET", "/Taxes")
+    assert.equal("rate_limited", throttled.kind)
+    -- and against the core: not retried, and reported as quota
+    local s = stub.start(([[return { responses = { { status = 429,
+      headers = { ["Content-Type"] = "application/json" }, body = %q } } }]]):format(body))
+    local client = unleashed.new{ api_id = "id", api_key = "a2V5", base_url = s.url, max_retries = 3,
+                                  retry_base = 0.001, retry_cap = 0.01 }
+    local ok, err = pcall(client.request, client, "GET", "/Taxes")
+    client:close()
+    local seen = #s:requests()
+    s:stop()
+    assert.is_false(ok)
+    assert.equal("quota", err.kind)
+    assert.equal(1, err.attempts)
+    assert.equal(1, seen)
+  end)
+
+  it("says the method and path of a network error once", function()
+    local port = stub.free_port()
+    local client = unleashed.new{ api_id = "id", api_key = "a2V5", base_url = "http://127.0.0.1:" .. port,
+                                  max_retries = 0 }
+    local ok, err = pcall(client.request, client, "GET", "/Suppliers")
+    client:close()
+    assert.is_false(ok)
+    assert.equal("network", err.kind)
+    local text = tostring(err)
+    assert.matches("^unleashed: network error GET /Suppliers: ", text)
+    local _, count = text:gsub("/Suppliers", "")
+    assert.equal(1, count, text)
+  end)
+
+  it("gives a rate_limited error the wait the server asked for", function()
+    local e = Error.from_response(res(429, '{"Description":"Too many requests"}',
+      { headers = { ["retry-after"] = "120" } }), "GET", "/Taxes")
+    assert.equal("rate_limited", e.kind)
+    assert.equal(120, e.retry_after)
+    assert.is_nil(Error.from_response(res(429, '{"Description":"Too many"}'), "GET", "/Taxes").retry_after)
+    -- from a server, on a call that does not retry
+    local s = stub.start([[return { responses = { { status = 429, headers = { ["Retry-After"] = "90",
+      ["Content-Type"] = "application/json" }, body = '{"Description":"Too many requests"}' } } }]])
+    local client = unleashed.new{ api_id = "id", api_key = "a2V5", base_url = s.url, retry_cap = 1 }
+    local ok, err = pcall(client.request, client, "GET", "/Taxes", { retries = 0 })
+    client:close()
+    s:stop()
+    assert.is_false(ok)
+    assert.equal("rate_limited", err.kind)
+    assert.equal(90, err.retry_after)
+  end)
+end)

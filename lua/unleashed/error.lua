@@ -2,6 +2,7 @@
 -- script may want to handle. Policy (which status means which kind) lives
 -- here, in Lua, so it is easy to read and to change.
 local cjson = require("cjson").new()
+local core = require "unleashed.core"
 
 local Error = {}
 Error.__index = Error
@@ -124,8 +125,16 @@ local function any_detail_matches(details, pattern)
   return false
 end
 
--- The kind for an HTTP status that is not 2xx.
-function Error.kind_for_status(status, details, ctx)
+-- The monthly quota: a 429 whose raw body says "quota" anywhere, in any case.
+-- The same rule as the C core's, so that the kind and the decision not to
+-- retry always agree. Without the body, the descriptions are read instead.
+local function mentions_quota(details, body)
+  if type(body) == "string" then return body:lower():find("quota", 1, true) ~= nil end
+  return any_detail_matches(details, "quota")
+end
+
+-- The kind for an HTTP status that is not 2xx. body: the raw response body.
+function Error.kind_for_status(status, details, ctx, body)
   if status == 400 or status == 422 then
     if ctx and ctx.create and any_detail_matches(details, "already exists") then return "conflict" end
     return "validation"
@@ -134,7 +143,7 @@ function Error.kind_for_status(status, details, ctx)
   elseif status == 409 then return "conflict"
   elseif status == 408 then return "timeout"
   elseif status == 429 then
-    return any_detail_matches(details, "quota") and "quota" or "rate_limited"
+    return mentions_quota(details, body) and "quota" or "rate_limited"
   elseif status >= 500 and status <= 599 then return "server"
   elseif status >= 400 and status <= 499 then return "validation"
   end
@@ -157,6 +166,12 @@ function Error.from_response(res, method, path, ctx)
     local kind = res.error.kind
     if not Error.kinds[kind] then kind = "network" end
     local msg = res.error.message or kind
+    -- The core's message ends with "(METHOD PATH)": tostring prints them
+    -- already, so they are said once.
+    if method and path then
+      local tail = " (" .. method .. " " .. path .. ")"
+      if #msg > #tail and msg:sub(-#tail) == tail then msg = msg:sub(1, -#tail - 1) end
+    end
     fields.details = { { message = msg } }
     return Error.new(kind, msg, fields)
   end
@@ -167,8 +182,14 @@ function Error.from_response(res, method, path, ctx)
   end
   if status >= 200 and status <= 299 then return nil end
   local details = Error.server_details(res.body)
-  local kind = Error.kind_for_status(status, details, ctx)
+  local kind = Error.kind_for_status(status, details, ctx, res.body)
   fields.details = details
+  if kind == "rate_limited" then
+    -- The wait the server asked for: the core answers at once, unretried,
+    -- when it exceeds retry_cap, and the script decides.
+    local ra = type(res.headers) == "table" and res.headers["retry-after"]
+    if type(ra) == "string" then fields.retry_after = core.parse_retry_after(ra) end
+  end
   local msg = details[1] and details[1].message or ("HTTP " .. status .. (REASONS[status] and
     (" " .. REASONS[status]) or ""))
   if #details == 0 then fields.details = { { message = msg } } end
