@@ -366,6 +366,37 @@ local function is_already_exists(e)
   return false
 end
 
+-- Looks the GUID up after a create's ambiguous outcome. A GET is safe to
+-- repeat: one cut or spoiled on the way (kinds network, timeout, server,
+-- protocol) is sent again, a few times. Returns ok, the order (nil for none)
+-- or the last error.
+function Resource:_find_retrying(g)
+  local tries = math.max(3, self.client.max_retries + 1)
+  local err
+  for _ = 1, tries do
+    local ok, found = pcall(self._find, self, g)
+    if ok then return true, found end
+    if not Error.is_ambiguous(found) then return false, found end
+    err = found
+  end
+  return false, err
+end
+
+-- The kind of the first attempt that failed ambiguously (a lost or cut
+-- response, a 5xx), from the core's per-attempt record: what a retried
+-- create's "already exists" followed.
+local function first_ambiguous_kind(res)
+  for _, ev in ipairs(type(res) == "table" and type(res.events) == "table" and res.events or {}) do
+    local kind = ev.kind
+    if kind == nil and type(ev.status) == "number" then
+      if ev.status >= 500 and ev.status <= 599 then kind = "server"
+      elseif ev.status == 408 then kind = "timeout" end
+    end
+    if kind == "network" or kind == "timeout" or kind == "server" or kind == "protocol" then return kind end
+  end
+  return nil
+end
+
 --- purchase_orders:create(order) -> order as the server stored it.
 function Resource:create(t)
   local body, problems = validate.order(t, "post")
@@ -375,13 +406,22 @@ function Resource:create(t)
   problems = fill_order(self.client, body)
   raise_problems("invalid purchase order", problems, "POST", path)
 
-  local ok, v, res = self.client:_try("POST", path, { body = body, idempotent = true }, { create = true })
-  if ok then return setmetatable(expect_order(v, res, "POST", path), self._order_mt) end
-  local e = v
+  local res = self.client:_send("POST", path, { body = body, idempotent = true })
+  local e = Error.from_response(res, "POST", path, { create = true })
+  if not e then
+    -- A 2xx whose body is cut or not an order is a protocol failure: the
+    -- order was most likely stored, and the lookup below finds it.
+    local ok, v = pcall(function()
+      return expect_order(client_mod.decode_body(res, "POST", path), res, "POST", path)
+    end)
+    if ok then return setmetatable(v, self._order_mt) end
+    if not Error.is(v) then error(v, 0) end
+    e = v
+  end
   if not (Error.is_ambiguous(e) or is_already_exists(e)) then error(e, 0) end
   -- The order may exist (a lost response, or an earlier attempt of this
   -- create): look the GUID up.
-  local found_ok, found = pcall(self._find, self, body.Guid)
+  local found_ok, found = self:_find_retrying(body.Guid)
   if found_ok and found then
     if same_order(found, body) then return found end
     e.kind = "conflict"
@@ -390,10 +430,16 @@ function Resource:create(t)
     error(e, 0)
   end
   e.guid = body.Guid
-  if not found_ok then
-    e.details[#e.details + 1] = { field = "Guid", message = "the order may have been created; looking up "
-      .. body.Guid .. " failed too (" .. tostring(found.kind or found) .. "): retry with this Guid" }
+  if not found_ok and e.kind == "conflict" then
+    -- "Already exists" and no answer to the lookup: whether it is this order
+    -- is unknown, which is not the conflict the kind promises (a different
+    -- order under the GUID). The outcome stays ambiguous.
+    e.kind = first_ambiguous_kind(res) or (Error.is_ambiguous(found) and found.kind) or "network"
   end
+  local why = found_ok and "no order was found under it"
+    or ("looking it up failed too: " .. tostring(found.message or found))
+  e.details[#e.details + 1] = { field = "Guid", message = "the order may exist (" .. why
+    .. "); retry the create with Guid " .. body.Guid .. " to find it or create it exactly once" }
   error(e, 0)
 end
 
@@ -579,11 +625,13 @@ function Order:delete_line(line_guid)
 end
 
 -- Receipt and Complete: POSTs that are not idempotent. After an ambiguous
--- failure the order is read back: if it reached the status the step took
--- effect; otherwise it is tried again, up to the client's retry budget.
--- A 429 (throttled) was refused unprocessed, but the core does not retry a
--- POST that reached the server: it is handled the same way, and the read
--- back (a GET, which the core retries honouring Retry-After) is the wait.
+-- failure the order is always read back (on the last try too): if it reached
+-- the status the step took effect; otherwise it is tried again, up to the
+-- client's retry budget. A 429 was refused unprocessed, and the core does not
+-- resend a POST that reached the server: the step waits as the server asks
+-- (Retry-After, else the backoff) and sends it again, unless the wait exceeds
+-- retry_cap, when the rate_limited error is raised at once with its
+-- retry_after, as the core does for its own calls.
 local function step(po, name, target_statuses)
   local client = client_of(po)
   local path = order_path(self_guid(po)) .. "/" .. name
@@ -592,11 +640,27 @@ local function step(po, name, target_statuses)
     tries = tries + 1
     local ok, v = client:_try("POST", path, { idempotent = false })
     if ok then return absorb(po, v) end
-    local again = Error.is_ambiguous(v) or v.kind == "rate_limited"
-    if not again or tries > client.max_retries then error(v, 0) end
-    local rok = pcall(po.refresh, po)
-    if rok and target_statuses[po.OrderStatus] then return po end
-    if not rok then error(v, 0) end
+    if v.kind == "rate_limited" then
+      local cap = client._retry_cap
+      local wait = v.retry_after
+      if wait == nil then
+        wait = math.min(cap, client._retry_base * 2 ^ (tries - 1)) * math.random()
+      end
+      if tries > client.max_retries or wait > cap then error(v, 0) end
+      client_mod.sleep(wait)
+    elseif Error.is_ambiguous(v) then
+      local rok, rerr = pcall(po.refresh, po)
+      if rok and target_statuses[po.OrderStatus] then return po end
+      if not rok then
+        v.details[#v.details + 1] = { message = "reading the order back failed too ("
+          .. tostring(Error.is(rerr) and rerr.message or rerr) .. "): the " .. name:lower()
+          .. " may have taken effect" }
+        error(v, 0)
+      end
+      if tries > client.max_retries then error(v, 0) end
+    else
+      error(v, 0)
+    end
   end
 end
 
