@@ -3,6 +3,7 @@
 
 #include "unleashed.h"
 #include "internal.h"
+#include "client.h"
 
 /* unleashed.core.sign(message, key) -> base64 signature */
 static int l_sign(lua_State *L)
@@ -19,12 +20,24 @@ static int l_sign(lua_State *L)
     return 1;
 }
 
+/* unleashed.core.sleep(seconds): the wait the Lua layer needs between a
+ * refused POST and its retry, without a dependency on LuaSocket. */
+static int l_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= UNL_MAX_SECONDS, 1, "seconds must be in 0..86400");
+    unl_sleep((double)s);
+    return 0;
+}
+
 UNLEASHED_API int luaopen_unleashed_core(lua_State *L)
 {
     luaL_checkversion(L);
     lua_newtable(L);
     lua_pushcfunction(L, l_sign);
     lua_setfield(L, -2, "sign");
+    lua_pushcfunction(L, l_sleep);
+    lua_setfield(L, -2, "sleep");
     lua_pushliteral(L, UNLEASHED_VERSION);
     lua_setfield(L, -2, "version");
     unl_open_codec(L);

@@ -30,14 +30,10 @@ M.DEFAULTS = {
 }
 
 -- Sleeps for a wait the Lua layer makes itself (a throttled POST the core
--- does not resend): the core's sleep when it has one, else LuaSocket's,
--- else the POSIX sleep command.
+-- does not resend).
 function M.sleep(seconds)
   if seconds ~= seconds or seconds <= 0 then return end
-  if core.sleep then return core.sleep(seconds) end
-  local ok, socket = pcall(require, "socket")
-  if ok and type(socket) == "table" and socket.sleep then return socket.sleep(seconds) end
-  os.execute(("sleep %.3f"):format(seconds))
+  core.sleep(math.min(seconds, 86400))
 end
 
 -- opts have been checked by unleashed.new.
