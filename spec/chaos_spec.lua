@@ -17,7 +17,7 @@ describe("chaos: faults, drops and throttling", function()
   local function new_client(s, on_request)
     return unleashed.new{ api_id = s.api_id, api_key = s.api_key, base_url = s.base_url,
                           client_type = "spec/Chaos", timeout = 10,
-                          max_retries = 60, retry_base = 0.002, retry_cap = 0.05, on_request = on_request }
+                          max_retries = 60, retry_base = 0.002, retry_cap = 2, on_request = on_request }
   end
 
   local function order_of(i, lines)
