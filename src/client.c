@@ -122,7 +122,7 @@ static void client_release(unl_client *c)
         unl_pager_release(c->pagers, 1);
     unl_xfer_free(&c->single);
     if (c->req_headers) {
-        curl_slist_free_all(c->req_headers);
+        unl_headers_free(c->req_headers);
         c->req_headers = NULL;
     }
     if (c->share) {
@@ -300,14 +300,15 @@ static void check_path(lua_State *L, int arg, const char *path, size_t n)
     }
 }
 
-/* Pushes signed and wire texts for opts.query, then the URL; returns the
- * signature in sig. Leaves [signed, wire, url] on the stack. */
-static const char *prepare(lua_State *L, unl_client *c, int opts, const char *path,
-                           char sig[UNL_SIG_LEN + 1])
+/* Pushes signed and wire texts for opts.query, then the URL. Leaves
+ * [signed, wire, url] on the stack. Every Lua call here may run an __index
+ * or a finalizer that closes the client, so its fields are read only after
+ * a check, and copied into Lua values by single calls (which copy before
+ * they may collect). */
+static const char *prepare(lua_State *L, unl_client *c, int opts, int path)
 {
-    size_t slen, wlen;
-    const char *signed_text;
-    luaL_Buffer b;
+    size_t wlen;
+    int top;
     if (opts)
         lua_getfield(L, opts, "query");
     else
@@ -316,21 +317,17 @@ static const char *prepare(lua_State *L, unl_client *c, int opts, const char *pa
         luaL_argerror(L, opts, "query: must be a table");
     unl_query_push(L, lua_gettop(L));
     lua_remove(L, -3);
-    signed_text = lua_tolstring(L, -2, &slen);
     lua_tolstring(L, -1, &wlen);
-    if (unl_sign(c->key, c->keylen, signed_text, slen, sig) != 0) {
-        unl_push_openssl_error(L, "HMAC-SHA256 failed");
-        lua_error(L);
-    }
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, c->base_url);
-    luaL_addstring(&b, path);
+    if (c->closed)
+        luaL_error(L, "client is closed");
+    top = lua_gettop(L);
+    lua_pushstring(L, c->base_url);
+    lua_pushvalue(L, path);
     if (wlen > 0) {
-        luaL_addchar(&b, '?');
-        lua_pushvalue(L, -2);   /* the wire text, below the buffer's slot */
-        luaL_addvalue(&b);
+        lua_pushliteral(L, "?");
+        lua_pushvalue(L, top);   /* the wire text */
     }
-    luaL_pushresult(&b);
+    lua_concat(L, lua_gettop(L) - top);
     return lua_tostring(L, -1);
 }
 
@@ -340,7 +337,9 @@ static int l_request(lua_State *L)
     int m = luaL_checkoption(L, 2, NULL, methods);
     size_t plen, blen = 0;
     const char *path = luaL_checklstring(L, 3, &plen);
-    const char *body = NULL, *url, *method = methods[m];
+    const char *body = NULL, *url, *method = methods[m], *signed_text;
+    size_t slen;
+    unl_xfer *out;
     int opts = lua_isnoneornil(L, 4) ? 0 : 4;
     char sig[UNL_SIG_LEN + 1];
     unl_settings s;
@@ -350,6 +349,10 @@ static int l_request(lua_State *L)
     check_path(L, 3, path, plen);
     if (opts)
         luaL_checktype(L, 4, LUA_TTABLE);
+    /* The box the result is pushed from, made first: the client is checked
+     * again after every Lua call, the last right before signing. */
+    lua_settop(L, 4);
+    out = unl_hold_new(L);
     s.timeout_ms = unl_ms(c->timeout);
     s.connect_timeout_ms = unl_ms(c->connect_timeout);
     s.retries = c->max_retries;
@@ -380,10 +383,20 @@ static int l_request(lua_State *L)
     } else {
         lua_pushnil(L);
     }
-    url = prepare(L, c, opts, path, sig);
+    url = prepare(L, c, opts, 3);
+    /* The last Lua call is behind us: from here to the result the client
+     * cannot be closed under this function, so check once more. */
+    if (c->closed)
+        return luaL_error(L, "client is closed");
+    signed_text = lua_tolstring(L, -3, &slen);
+    if (unl_sign(c->key, c->keylen, signed_text, slen, sig) != 0) {
+        OPENSSL_cleanse(sig, sizeof sig);
+        unl_push_openssl_error(L, "HMAC-SHA256 failed");
+        return lua_error(L);
+    }
 
     if (c->req_headers) {
-        curl_slist_free_all(c->req_headers);
+        unl_headers_free(c->req_headers);
         c->req_headers = NULL;
     }
     c->req_headers = unl_headers_new(c, sig);
@@ -428,8 +441,11 @@ static int l_request(lua_State *L)
         unl_sleep(wait);
     }
     x->ms = (unl_now() - x->t_start) * 1000.0;
-    unl_push_result(L, x);
-    unl_xfer_trim(x);
+    /* Pushed from the box, not from c->single: a finalizer run while the
+     * result is built may close the client or make another request. */
+    unl_hold_take(out, x);
+    unl_push_result(L, out);
+    unl_xfer_free(out);
     return 1;
 }
 
@@ -463,6 +479,7 @@ void unl_open_client(lua_State *L)
     }
     lua_pop(L, 1);
     unl_open_pager(L);
+    unl_open_hold(L);
     lua_pushcfunction(L, l_new_client);
     lua_setfield(L, -2, "new_client");
 }

@@ -10,6 +10,7 @@
 
 #define UNL_CLIENT_MT "unleashed.Client"
 #define UNL_PAGER_MT "unleashed.Pager"
+#define UNL_HOLD_MT "unleashed.Result"
 
 /* Limits on what the options accept. */
 #define UNL_MAX_SECONDS 86400.0
@@ -17,9 +18,6 @@
 #define UNL_MAX_CONCURRENCY 64
 /* Response headers kept per response; libcurl already caps one header line. */
 #define UNL_MAX_HEADER_BYTES (256 * 1024)
-/* A body buffer larger than this is freed after its result is handed out,
- * so one large answer does not pin memory for the client's lifetime. */
-#define UNL_KEEP_BUFFER (1024 * 1024)
 #define UNL_MSG_MAX (CURL_ERROR_SIZE + 512)
 
 /* ---- transport.c ------------------------------------------------------- */
@@ -102,10 +100,20 @@ CURLcode unl_xfer_setup(unl_client *c, unl_xfer *x, const char *url,
 void unl_xfer_finish(unl_xfer *x, CURLcode code, const char *method, const char *path);
 /* Records the attempt just finished, with the wait before the next (< 0: none). */
 void unl_xfer_record(unl_xfer *x, double wait);
-/* Drops large buffers once a result has been copied out. */
-void unl_xfer_trim(unl_xfer *x);
 /* Builds the request headers; NULL when out of memory. */
 struct curl_slist *unl_headers_new(const unl_client *c, const char *signature);
+/* Wipes the headers (the signature among them), then frees them. */
+void unl_headers_free(struct curl_slist *l);
+/* A finished result is turned into Lua values from a box Lua owns, never
+ * from the client or pager: making those values can run finalizers, and a
+ * finalizer may close (free) the client or pager, or start another request
+ * on it. unl_hold_new pushes an empty box (allocate it before the transfer's
+ * owner is last checked); unl_hold_take moves the outcome and its buffers
+ * into it (no allocation), leaving src its easy handle and no buffers. The
+ * box's __gc frees what it holds, so an error while pushing leaks nothing. */
+unl_xfer *unl_hold_new(lua_State *L);
+void unl_hold_take(unl_xfer *dst, unl_xfer *src);
+void unl_open_hold(lua_State *L);             /* registers the box's metatable */
 /* Pushes the res table of docs/design.md for a finished request. */
 void unl_push_result(lua_State *L, const unl_xfer *x);
 

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "client.h"
 
 #define MAX_PAGE 1000000000
@@ -66,7 +68,7 @@ void unl_pager_release(unl_pager *p, int client_closed)
         p->multi = NULL;
     }
     if (p->headers) {
-        curl_slist_free_all(p->headers);
+        unl_headers_free(p->headers);
         p->headers = NULL;
     }
     free(p->base);
@@ -143,7 +145,10 @@ static CURLcode fill(unl_pager *p)
         slot *sl = &p->slots[(p->next_start - p->first) % p->conc];
         CURLcode rc;
         sl->page = p->next_start;
-        unl_xfer_begin(&sl->x, p->s.retries);   /* room reserved at creation: cannot fail */
+        /* The last page handed out took its buffers along: room for the
+         * attempt record may have to be found again. */
+        if (unl_xfer_begin(&sl->x, p->s.retries) != 0)
+            return CURLE_OUT_OF_MEMORY;
         rc = start_attempt(p, sl);
         if (rc != CURLE_OK)
             return rc;
@@ -244,9 +249,22 @@ static unl_pager *check_pager(lua_State *L)
 static int l_pager_next(lua_State *L)
 {
     unl_pager *p = check_pager(L);
+    unl_xfer *out;
     slot *target;
     const char *err;
     CURLcode rc;
+    int page, running;
+    if (p->next_out > p->last) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (p->released)
+        return luaL_error(L, "pager is closed");
+    /* The box the page's result is pushed from. Making it may run
+     * finalizers that close this pager or its client, or take a page
+     * themselves: the checks come again after it. */
+    out = unl_hold_new(L);
+    p = check_pager(L);
     if (p->next_out > p->last) {
         lua_pushnil(L);
         return 1;
@@ -268,22 +286,22 @@ static int l_pager_next(lua_State *L)
         if (curl_multi_poll(p->multi, NULL, 0, poll_ms(p), NULL) != CURLM_OK)
             return luaL_error(L, "pager: libcurl poll failed");
     }
-    lua_pushinteger(L, target->page);
-    unl_push_result(L, &target->x);
-    /* Handed out: the slot takes the next page, which starts at once so it
-     * progresses while the caller works on this one. */
+    /* Handed out: the result moves to the box and the slot takes the next
+     * page, which starts at once so it progresses while the caller works on
+     * this one. The pager is done with before any Lua value is made, so a
+     * finalizer run meanwhile finds it consistent, and frees nothing read
+     * below. A failure to start the next page shows on the next call. */
+    page = target->page;
+    unl_hold_take(out, &target->x);
     target->state = SLOT_FREE;
-    unl_xfer_trim(&target->x);
     p->next_out++;
-    if (p->next_out > p->last) {
+    if (p->next_out > p->last)
         unl_pager_release(p, 0);   /* nothing left in flight: give the handles back now */
-        return 2;
-    }
-    rc = fill(p);
-    if (rc == CURLE_OK) {
-        int running;
+    else if (fill(p) == CURLE_OK)
         curl_multi_perform(p->multi, &running);
-    }
+    lua_pushinteger(L, page);
+    unl_push_result(L, out);
+    unl_xfer_free(out);
     return 2;
 }
 
@@ -349,6 +367,10 @@ int unl_client_pager(lua_State *L)
     luaL_setmetatable(L, UNL_PAGER_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
+    /* Reading the options (an __index) or making the box (a finalizer) may
+     * have closed the client; no Lua call runs from here to the signature. */
+    if (c->closed)
+        return luaL_error(L, "client is closed");
     p->client = c;
     p->next = c->pagers;
     if (c->pagers)
@@ -381,10 +403,12 @@ int unl_client_pager(lua_State *L)
         if (unl_xfer_begin(&p->slots[i].x, retries) != 0)
             return luaL_error(L, "not enough memory");
     if (unl_sign(c->key, c->keylen, signed_text, slen, sig) != 0) {
+        OPENSSL_cleanse(sig, sizeof sig);
         unl_push_openssl_error(L, "HMAC-SHA256 failed");
         return lua_error(L);
     }
     p->headers = unl_headers_new(c, sig);
+    OPENSSL_cleanse(sig, sizeof sig);
     if (p->headers == NULL)
         return luaL_error(L, "not enough memory");
     p->multi = curl_multi_init();

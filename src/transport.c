@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "client.h"
 #include "unleashed.h"
 
@@ -184,14 +186,6 @@ int unl_xfer_begin(unl_xfer *x, int retries)
     return 0;
 }
 
-void unl_xfer_trim(unl_xfer *x)
-{
-    if (x->body.cap > UNL_KEEP_BUFFER)
-        unl_buf_free(&x->body);
-    if (x->head.cap > UNL_KEEP_BUFFER)
-        unl_buf_free(&x->head);
-}
-
 #define SET(opt, val)                                      \
     do {                                                   \
         CURLcode rc_ = curl_easy_setopt(e, opt, val);      \
@@ -282,6 +276,8 @@ static const char *kind_of(CURLcode code)
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_TOO_MANY_REDIRECTS:
+    /* Memory does not come back by waiting a backoff: not retried. */
+    case CURLE_OUT_OF_MEMORY:
         return "protocol";
     default:
         return "network";
@@ -340,6 +336,9 @@ void unl_xfer_finish(unl_xfer *x, CURLcode code, const char *method, const char 
         x->kind = "protocol";
         snprintf(x->message, sizeof x->message,
                  "response headers exceed %d bytes (%s %s)", UNL_MAX_HEADER_BYTES, method, path);
+    } else if (code == CURLE_OUT_OF_MEMORY) {
+        snprintf(x->message, sizeof x->message,
+                 "libcurl ran out of memory; not retried (%s %s)", method, path);
     } else {
         snprintf(x->message, sizeof x->message, "%s (%s %s)",
                  x->errbuf[0] ? x->errbuf : curl_easy_strerror(code), method, path);
@@ -378,6 +377,7 @@ static struct curl_slist *append(struct curl_slist *l, const char *name, const c
     }
     snprintf(line, n, "%s: %s", name, value);
     r = curl_slist_append(l, line);
+    OPENSSL_cleanse(line, n);   /* it may hold the signature */
     free(line);
     if (r == NULL)
         curl_slist_free_all(l);
@@ -398,6 +398,62 @@ struct curl_slist *unl_headers_new(const unl_client *c, const char *signature)
     if (r == NULL)
         curl_slist_free_all(l);
     return r;
+}
+
+/* The signature must not linger in freed memory. */
+void unl_headers_free(struct curl_slist *l)
+{
+    struct curl_slist *i;
+    for (i = l; i != NULL; i = i->next)
+        if (i->data)
+            OPENSSL_cleanse(i->data, strlen(i->data));
+    curl_slist_free_all(l);
+}
+
+/* ---- a result owned by Lua while it is pushed ---------------------------- */
+
+/* The box holds a pointer: a small Lua allocation, so making it costs the
+ * collector little, and the transfer's record lives in C memory it frees. */
+static int l_hold_gc(lua_State *L)
+{
+    unl_xfer **box = luaL_checkudata(L, 1, UNL_HOLD_MT);
+    if (*box) {
+        unl_xfer_free(*box);
+        free(*box);
+        *box = NULL;
+    }
+    return 0;
+}
+
+unl_xfer *unl_hold_new(lua_State *L)
+{
+    unl_xfer **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    luaL_setmetatable(L, UNL_HOLD_MT);
+    *box = calloc(1, sizeof **box);
+    if (*box == NULL)
+        luaL_error(L, "not enough memory");
+    return *box;
+}
+
+void unl_hold_take(unl_xfer *dst, unl_xfer *src)
+{
+    unl_xfer_free(dst);
+    *dst = *src;
+    dst->easy = NULL;   /* the handle stays with its owner */
+    memset(&src->body, 0, sizeof src->body);
+    memset(&src->head, 0, sizeof src->head);
+    src->events = NULL;
+    src->nevents = src->capevents = 0;
+}
+
+void unl_open_hold(lua_State *L)
+{
+    if (luaL_newmetatable(L, UNL_HOLD_MT)) {
+        lua_pushcfunction(L, l_hold_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
 }
 
 /* ---- the res table ------------------------------------------------------ */
