@@ -19,10 +19,23 @@ local function new_client(base_url, extra)
 end
 
 -- Starts a stub answering `responses` in order; stopped when the test ends.
-local function serve(responses_src)
+-- busted keeps one `finally` per test: one stub per test, and after_end runs
+-- with it.
+local function serve(responses_src, after_end)
   local s = stub.start("return " .. responses_src)
-  finally(function() s:stop() end)
+  finally(function()
+    s:stop()
+    if after_end then after_end() end
+  end)
   return s
+end
+
+-- The collector at its most aggressive (the settings of the CI's gc-stress
+-- run), so that finalizers run in the middle of C functions that allocate;
+-- returns what puts it back (lua.c runs generational).
+local function stress_collector()
+  local mode = collectgarbage("incremental", 1, 1000, 1)
+  return function() if mode == "generational" then collectgarbage("generational") end end
 end
 
 describe("core.new_client", function()
@@ -191,7 +204,7 @@ describe("client:request", function()
     assert.truthy(reqs[2].t - reqs[1].t >= 0.9)
   end)
 
-  it("honours a Retry-After HTTP date, and caps Retry-After at retry_cap", function()
+  it("honours a Retry-After HTTP date, and gives up at once on one past retry_cap", function()
     local s = serve[[{ respond = function(req, n)
       if n == 1 then
         return { status = 503, headers = { ["Retry-After"] = os.date("!%a, %d %b %Y %H:%M:%S GMT",
@@ -205,10 +218,34 @@ describe("client:request", function()
     local res = c:request("GET", "/x")
     assert.are.equal(200, res.status)
     assert.truthy(res.events[1].wait >= 0.9 and res.events[1].wait <= 2, res.events[1].wait)
+    -- Asked for an hour with a cap of 0.2 s: a retry would be refused again.
     local c2 = new_client(s.url, { retry_cap = 0.2 })
     res = c2:request("GET", "/x")
+    assert.are.equal(503, res.status)
+    assert.are.equal(1, res.attempts)
+    assert.are.equal("3600", res.headers["retry-after"])
+    assert.are.equal(503, res.events[1].status)
+    assert.is_nil(res.events[1].wait)
+    assert.are.equal(3, #s:requests())
+  end)
+
+  it("returns a 429 asking to wait longer than retry_cap without retrying it", function()
+    local s = serve[[{ responses = {
+      { status = 429, headers = { ["Retry-After"] = "120" }, body = "slow down" },
+      { status = 429, headers = { ["Retry-After"] = "0" } },
+      { status = 200, body = "ok" } } }]]
+    local res = new_client(s.url, { retry_cap = 30, max_retries = 5 }):request("GET", "/x")
+    assert.are.equal(429, res.status)
+    assert.are.equal("slow down", res.body)
+    assert.are.equal("120", res.headers["retry-after"])
+    assert.are.equal(1, res.attempts)
+    assert.are.same({ attempt = 1, status = 429, ms = res.events[1].ms }, res.events[1])
+    assert.are.equal(1, #s:requests())
+    -- A wait the cap allows is still taken (the boundary: equal to the cap).
+    res = new_client(s.url, { retry_cap = 0 }):request("GET", "/x")
     assert.are.equal(200, res.status)
-    assert.are.equal(0.2, res.events[1].wait)
+    assert.are.equal(0, res.events[1].wait)
+    assert.are.equal(3, #s:requests())
   end)
 
   it("retries a 503 and returns the 200 that follows", function()
@@ -373,6 +410,81 @@ describe("client:request", function()
     assert.are.equal(core.sign("q=same", KEY), reqs[1].headers["api-auth-signature"])
     assert.are.equal(core.sign("q=same", "another key"), reqs[2].headers["api-auth-signature"])
     assert.are_not.equal(reqs[1].headers["api-auth-signature"], reqs[2].headers["api-auth-signature"])
+  end)
+
+  it("refuses to go on when reading its options closed the client", function()
+    for _, field in ipairs{ "timeout", "retries", "idempotent", "body", "query" } do
+      local c = new_client("http://127.0.0.1:9")
+      local opts = setmetatable({}, { __index = function(_, k)
+        if k == field then c:close() end
+      end })
+      local ok, err = pcall(c.request, c, "GET", "/x", opts)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("client is closed", 1, true), field .. ": " .. tostring(err))
+      assert.are.equal("unleashed.Client(closed)", tostring(c))
+    end
+  end)
+
+  -- The result is built after the transfer, and building it allocates, so
+  -- a finalizer may run in the middle: one that closes the client must not
+  -- free what is still being read (under --san a use after free aborts),
+  -- and the result must come back whole.
+  it("hands back a whole result when a finalizer closes the client while it is built", function()
+    local restore = stress_collector()
+    -- Many headers: building the result is most of what the call allocates.
+    local s = serve([[{ respond = function()
+      local h = {}
+      for i = 1, 120 do h["X-Mark-" .. i] = "kept " .. i end
+      return { status = 200, headers = h, body = ("body "):rep(400) }
+    end }]], restore)
+    local current   -- the client inside request(), the one the finalizers close
+    local closer = { __gc = function() if current then current:close() end end }
+    local while_built, refused = 0, 0
+    for k = 1, 300 do
+      local c = new_client(s.url)
+      for _ = 1, k % 7 do setmetatable({}, closer) end
+      for _ = 1, k % 13 do local _ = {} end
+      current = c
+      local ok, res = pcall(c.request, c, "GET", "/x", { query = { n = k } })
+      current = nil
+      if ok then
+        assert.are.equal(200, res.status)
+        assert.are.equal(("body "):rep(400), res.body)
+        for i = 1, 120 do assert.are.equal("kept " .. i, res.headers["x-mark-" .. i]) end
+        assert.are.equal(1, res.attempts)
+        assert.are.equal(200, res.events[1].status)
+        if tostring(c) == "unleashed.Client(closed)" then while_built = while_built + 1 end
+      else
+        assert.truthy(tostring(res):find("client is closed", 1, true), tostring(res))
+        refused = refused + 1
+      end
+      if while_built >= 5 then break end
+    end
+    assert.truthy(while_built >= 1, ("no finalizer closed the client while a result was built "
+                                      .. "(%d calls refused)"):format(refused))
+    collectgarbage()
+    assert.are.equal(200, new_client(s.url):request("GET", "/after").status)
+  end)
+
+  it("lets a finalizer make another request while a result is built", function()
+    local restore = stress_collector()
+    local s = serve([[{ respond = function(req)
+      return { status = 200, body = req.path .. (" pad"):rep(300) }
+    end }]], restore)
+    local c = new_client(s.url)
+    local inner = {}
+    for k = 1, 150 do
+      setmetatable({}, { __gc = function()
+        local ok, res = pcall(c.request, c, "GET", "/inner")
+        inner[#inner + 1] = ok and res.body or tostring(res)
+      end })
+      for _ = 1, k % 30 do local _ = {} end
+      local res = c:request("GET", "/outer")
+      assert.are.equal("/outer" .. (" pad"):rep(300), res.body)
+    end
+    collectgarbage()   -- the finalizers still pending run now, while the stub serves
+    assert.truthy(#inner >= 1)
+    for _, body in ipairs(inner) do assert.are.equal("/inner" .. (" pad"):rep(300), body) end
   end)
 
   it("raises for misuse, naming the argument", function()

@@ -113,8 +113,12 @@ double unl_retry_wait(unl_client *c, const unl_xfer *x, int attempt, const unl_s
         double secs;
         if (unl_parse_retry_after(ra, strlen(ra), time(NULL), &secs) == 0 && secs >= 0) {
             /* The server knows when it will have capacity again: its word
-             * replaces the jitter, up to the cap. */
-            wait = secs < c->retry_cap ? secs : c->retry_cap;
+             * replaces the jitter. Asked to wait longer than the cap, an
+             * earlier retry is bound to be refused again and only burns the
+             * retries: the answer goes back at once, with the wait asked. */
+            if (secs > c->retry_cap)
+                return -1;
+            wait = secs;
         }
     }
     return wait;
