@@ -3,6 +3,7 @@
  * base64-decoded, and the output is base64, never hex. */
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -22,8 +23,12 @@ int unl_sign(const char *key, size_t keylen, const char *msg, size_t msglen,
     if (HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)(msg ? msg : ""),
              msglen, mac, &maclen) == NULL || maclen != 32)
         return -1;
-    if (EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen) != UNL_SIG_LEN)
-        return -1;
+    {
+        int n = EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
+        OPENSSL_cleanse(mac, sizeof mac);
+        if (n != UNL_SIG_LEN)
+            return -1;
+    }
     out[UNL_SIG_LEN] = '\0';
     return 0;
 }
