@@ -81,9 +81,10 @@ function checkers.page_size(v)
   return math.tointeger(v)
 end
 
--- Checks purchase order filters. Returns the query table (values converted
--- for the wire) and a list of problems ({ field, message }), empty when none.
-function M.purchase_orders(f)
+-- Runs check(name, value) over every filter of f, the table a script passed.
+-- check returns the wire value, or nil and the rule broken. Returns the query
+-- table and the problems ({ field, message }) sorted by field, empty when none.
+local function check_all(f, check)
   local query, problems = {}, {}
   if f == nil then return query, problems end
   if type(f) ~= "table" then
@@ -91,48 +92,42 @@ function M.purchase_orders(f)
     return query, problems
   end
   for name, v in pairs(f) do
-    local kind = type(name) == "string" and M.PURCHASE_ORDER[name]
-    if not kind then
-      local valid = table.concat(M.PURCHASE_ORDER_NAMES, ", ")
-      problems[#problems + 1] = { field = tostring(name),
-                                  message = "is not a purchase order filter (valid: " .. valid .. ")" }
-    else
-      local out, rule = checkers[kind](v, name)
-      if out == nil then problems[#problems + 1] = { field = name, message = rule }
-      else query[name] = out end
-    end
+    local out, rule = check(name, v)
+    if out == nil then problems[#problems + 1] = { field = tostring(name), message = rule }
+    else query[name] = out end
   end
   table.sort(problems, function(a, b) return a.field < b.field end)
   return query, problems
 end
 
+-- Checks purchase order filters: the seed's names, each value by its kind.
+function M.purchase_orders(f)
+  return check_all(f, function(name, v)
+    local kind = type(name) == "string" and M.PURCHASE_ORDER[name]
+    if not kind then
+      local valid = table.concat(M.PURCHASE_ORDER_NAMES, ", ")
+      return nil, "is not a purchase order filter (valid: " .. valid .. ")"
+    end
+    return checkers[kind](v, name)
+  end)
+end
+
 -- Any endpoint's query: string names, scalar values.
 function M.generic(f)
-  local query, problems = {}, {}
-  if f == nil then return query, problems end
-  if type(f) ~= "table" then
-    problems[1] = { field = "filters", message = "must be a table" }
-    return query, problems
-  end
-  for name, v in pairs(f) do
+  return check_all(f, function(name, v)
     if type(name) ~= "string" or name == "" or not utf8.len(name) then
-      problems[#problems + 1] = { field = tostring(name),
-                                  message = "filter names must be non-empty strings in UTF-8" }
+      return nil, "filter names must be non-empty strings in UTF-8"
     elseif type(v) == "string" and not utf8.len(v) then
-      problems[#problems + 1] = { field = name, message = "must be valid UTF-8" }
+      return nil, "must be valid UTF-8"
     elseif type(v) == "string" and utf8.len(v) > M.MAX_QUERY_TEXT then
-      problems[#problems + 1] = { field = name,
-                                  message = "must be at most " .. M.MAX_QUERY_TEXT .. " characters" }
+      return nil, "must be at most " .. M.MAX_QUERY_TEXT .. " characters"
     elseif type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then
-      problems[#problems + 1] = { field = name, message = "must be a finite number" }
+      return nil, "must be a finite number"
     elseif type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
-      problems[#problems + 1] = { field = name, message = "must be a string, number or boolean" }
-    else
-      query[name] = v
+      return nil, "must be a string, number or boolean"
     end
-  end
-  table.sort(problems, function(a, b) return a.field < b.field end)
-  return query, problems
+    return v
+  end)
 end
 
 return M
