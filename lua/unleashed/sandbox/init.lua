@@ -16,7 +16,7 @@ local listing = require "unleashed.sandbox.listing"
 
 local M = {}
 
-local fmt, floor = string.format, math.floor
+local fmt = string.format
 local concat = table.concat
 
 M.USER = "sandbox@unleashed.local"
@@ -27,11 +27,15 @@ local App = {}
 App.__index = App
 
 -- ---- construction -----------------------------------------------------------
+-- The wall clock to the millisecond, stamped on every change as
+-- LastModifiedOn. It never goes back, and each call gets a millisecond of
+-- its own, so two changes of one order never share a LastModifiedOn (a
+-- change feed tells versions apart by it).
 local function default_clock()
   local last = 0
   return function()
-    local t = os.time() * 1000 + floor(os.clock() * 1000) % 1000
-    if t < last then t = last end        -- never goes backwards
+    local t = core.now_ms()
+    if t <= last then t = last + 1 end
     last = t
     return t
   end
