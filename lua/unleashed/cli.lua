@@ -46,6 +46,9 @@ commands:
   po get        show one purchase order and its lines
   po receipt    receipt a purchase order
   po complete   complete a purchase order
+  po sync       mirror the purchase orders into a SQLite file
+  po watch      run a script for each changed purchase order
+  po report     print an SQL report over the mirror
   run           run a workflow script with a ready client
   sandbox       start the local sandbox of the API
 
@@ -65,6 +68,9 @@ subcommands:
   get GUID|ORDER-NUMBER [--format table|json]
   receipt GUID|ORDER-NUMBER
   complete GUID|ORDER-NUMBER
+  sync --db FILE.sqlite [--since DATE] [--full] [--costs] [--page-size N]
+  watch --every SECONDS --run SCRIPT.lua [--since DATE] [--checkpoint FILE]
+  report --db FILE.sqlite QUERY.sql [--format table|csv|json]
 
 `unleashed po SUBCOMMAND --help` for each.
 
@@ -148,6 +154,11 @@ Its first line on stdout is "listening on URL"; when it makes up
 credentials, the second is "credentials UNLEASHED_API_ID=... UNLEASHED_API_KEY=...".
 The exit code is the sandbox's.
 ]]
+
+-- po sync, po watch, po report: their help comes with them (unleashed.cli.sync).
+for topic, text in pairs(require("unleashed.cli.sync").HELP) do
+  HELP[topic] = text .. "\n" .. EXIT_HELP .. "\n"
+end
 
 -- ---- small helpers -------------------------------------------------------------
 local function usage_error(message, topic)
@@ -517,7 +528,10 @@ local function po(ctx, args)
   if sub == "list" then return po_list(ctx, rest) end
   if sub == "get" then return po_get(ctx, rest) end
   if sub == "receipt" or sub == "complete" then return po_action(ctx, rest, sub) end
-  usage_error(("unknown subcommand %q (list, get, receipt, complete)"):format(sub), "po")
+  if sub == "sync" or sub == "watch" or sub == "report" then
+    return require("unleashed.cli.sync").main(ctx, sub, rest)
+  end
+  usage_error(("unknown subcommand %q (list, get, receipt, complete, sync, watch, report)"):format(sub), "po")
 end
 
 -- ---- run ----------------------------------------------------------------------------

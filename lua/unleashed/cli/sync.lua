@@ -1,0 +1,424 @@
+-- `unleashed po sync`, `unleashed po watch` and `unleashed po report`: a
+-- SQLite mirror of the purchase orders (unleashed.mirror), a script run for
+-- each changed order (the change feed, unleashed.changes), and SQL reports
+-- over the mirror. main(ctx, verb, args) returns the exit code; ctx is the
+-- command's (stdout, stderr, getenv, stderr_is_tty, profile, help).
+local core = require "unleashed.core"
+local profile = require "unleashed.cli.profile"
+local csv = require "unleashed.cli.csv"
+
+local M = {}
+
+M.HELP = {}
+M.HELP["po sync"] = [[
+usage: unleashed po sync --db FILE.sqlite [--since DATE] [--full] [--costs]
+                         [--page-size N]
+
+Mirrors the account's purchase orders and their lines into a SQLite file
+(made when missing), reading only what changed since the last sync: Deleted
+orders too, with status Deleted. Each page is written in one transaction;
+the checkpoint is kept in the file and moves only after its page is
+committed, so a sync that is stopped at any point loses nothing. A sync with
+nothing changed writes nothing. Reports read the file with any SQLite tool
+(see `unleashed po report`); the schema is in the reference.
+
+  --db FILE        the SQLite file (required)
+  --since DATE     read the orders changed since DATE (YYYY-MM-DD or
+                   YYYY-MM-DDTHH:MM:SS, UTC) instead of since the last sync
+  --full           read every order again, rewrite them all, and drop any
+                   the account no longer lists
+  --costs          also keep each order's costs (one more call per changed
+                   order); from then on every sync keeps them
+  --page-size N    orders per call, 1 to 1000 (default 1000)
+  --profile NAME   credentials from section [NAME] of the profile file
+
+A progress bar goes to stderr while pages arrive, only when stderr is a
+terminal.
+]]
+
+M.HELP["po watch"] = [[
+usage: unleashed po watch --every SECONDS --run SCRIPT.lua [--since DATE]
+                          [--checkpoint FILE]
+
+Every SECONDS, reads the purchase orders created or changed since the last
+round and runs SCRIPT.lua once for each, with `client`, `unleashed`,
+`order` (the order) and `kind` ("changed" or "deleted") in its environment.
+Delivery is at least once: the checkpoint moves only after the script has
+returned for every order of the round. A script that fails is reported on
+stderr and its order comes again in the next round. SIGINT or SIGTERM stops
+the watch cleanly: after the order in hand, without moving the checkpoint
+past an order not done (exit code 0).
+
+  --every SECONDS     the wait between rounds (0.1 to 86400)
+  --run SCRIPT.lua    the script to run for each changed order (required)
+  --since DATE        the first round reads changes since DATE (default: now)
+  --checkpoint FILE   keep the checkpoint in FILE: a watch started again goes
+                      on where it stopped
+  --profile NAME      credentials from section [NAME] of the profile file
+]]
+
+M.HELP["po report"] = [[
+usage: unleashed po report --db FILE.sqlite QUERY.sql [--format table|csv|json]
+
+Runs the SQL in QUERY.sql over a mirror made by `unleashed po sync` (opened
+read-only) and prints its rows. examples/month_end_by_supplier.sql is one.
+
+  --db FILE        the SQLite file (required)
+  --format F       table (aligned columns, the default), csv (RFC 4180 with a
+                   header row) or json (an array of objects)
+]]
+
+-- ---- shared helpers ------------------------------------------------------------
+
+local function usage_error(message, topic)
+  error({ kind = "usage", message = message, topic = topic, cli = true }, 0)
+end
+
+-- Flags of one verb: spec maps a name to "value" or "flag".
+local function parse_flags(args, spec, topic)
+  local opts, pos = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a:sub(1, 2) == "--" and #a > 2 then
+      local name, value = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or a:sub(3)
+      local kind = spec[name]
+      if not kind then usage_error(("unknown flag --%s"):format(name), topic) end
+      if opts[name] ~= nil then usage_error(("--%s given twice"):format(name), topic) end
+      if kind == "flag" then
+        if value then usage_error(("--%s takes no value"):format(name), topic) end
+        opts[name] = true
+      else
+        if not value then
+          i = i + 1
+          value = args[i]
+          if value == nil then usage_error(("--%s needs a value"):format(name), topic) end
+        end
+        opts[name] = value
+      end
+    elseif a:sub(1, 1) == "-" and #a > 1 then
+      usage_error(("unknown flag %s"):format(a), topic)
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+local function check_date(value, flag, topic)
+  if value:match("^%d%d%d%d%-%d%d%-%d%d$") or value:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d") then
+    if core.parse_date(value) then return value end
+  end
+  usage_error(("%s: expected a date YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SS), got %q"):format(flag, value), topic)
+end
+
+local function make_client(ctx)
+  local unleashed = require "unleashed"
+  return unleashed.new(profile.resolve(ctx.profile, ctx.getenv))
+end
+
+local function progress_bar(out)
+  local p = { shown = false }
+  function p.update(done, total)
+    if not total or total < 2 then return end
+    local width = 30
+    local filled = math.floor(width * math.min(done, total) / total + 0.5)
+    out:write(("\r[%s%s] %d/%d pages"):format(("#"):rep(filled), ("."):rep(width - filled), done, total))
+    out:flush()
+    p.shown = true
+  end
+  function p.finish()
+    if p.shown then
+      out:write("\r" .. (" "):rep(50) .. "\r")
+      out:flush()
+      p.shown = false
+    end
+  end
+  return p
+end
+
+local function plural(n, word)
+  return ("%d %s%s"):format(n, word, n == 1 and "" or "s")
+end
+
+-- Errors of the mirror (a locked, read-only or corrupt file) print as they
+-- read and exit 1; the library's errors go to the command's usual handling.
+local function mirror_failed(ctx, err)
+  local mirror = require "unleashed.mirror"
+  if getmetatable(err) == mirror.Error then
+    ctx.stderr:write(tostring(err), "\n")
+    return err.reason == "usage" and 2 or 1
+  end
+  error(err, 0)
+end
+
+-- ---- po sync -----------------------------------------------------------------------
+
+local function sync(ctx, args)
+  local topic = "po sync"
+  local opts, pos = parse_flags(args, { db = "value", since = "value", full = "flag", costs = "flag",
+    ["page-size"] = "value", profile = "value", help = "flag" }, topic)
+  if opts.help then return ctx.help(topic) end
+  if #pos > 0 then usage_error(("unexpected argument %q"):format(pos[1]), topic) end
+  if not opts.db or opts.db == "" then usage_error("--db FILE is required", topic) end
+  if opts.since then check_date(opts.since, "--since", topic) end
+  if opts.since and opts.full then usage_error("--since and --full: give one or the other", topic) end
+  local page_size
+  if opts["page-size"] then
+    page_size = opts["page-size"]:match("^%d+$") and math.tointeger(tonumber(opts["page-size"]))
+    if not page_size or page_size < 1 or page_size > 1000 then
+      usage_error(("--page-size: expected an integer from 1 to 1000, got %q"):format(opts["page-size"]),
+        topic)
+    end
+  end
+  ctx.profile = opts.profile or ctx.profile
+  local client = make_client(ctx)
+  local mirror = require "unleashed.mirror"
+  local bar = ctx.stderr_is_tty() and progress_bar(ctx.stderr) or nil
+  local result
+  local ok, err = pcall(function()
+    local m <close> = mirror.open(opts.db)
+    result = m:sync(client, { since = opts.since, full = opts.full, costs = opts.costs, page_size = page_size,
+                              progress = bar and bar.update or nil })
+  end)
+  if bar then bar.finish() end
+  client:close()
+  if not ok then return mirror_failed(ctx, err) end
+  local since = result.checkpoint:match(" since=(%S+)")
+  ctx.stdout:write(("%s: %s written (%d Deleted), %s; checkpoint %s\n"):format(opts.db,
+    plural(result.orders, "order"), result.deleted, plural(result.calls, "call"),
+    since == "-" and "from the start" or since))
+  if not result.complete then
+    ctx.stderr:write("unleashed: the account changed while it was read; every order read was written, "
+      .. "and the next sync reads again from the same checkpoint\n")
+  end
+  return 0
+end
+
+-- ---- po report -------------------------------------------------------------------
+
+local function report(ctx, args)
+  local topic = "po report"
+  local opts, pos = parse_flags(args, { db = "value", format = "value", help = "flag" }, topic)
+  if opts.help then return ctx.help(topic) end
+  if not opts.db or opts.db == "" then usage_error("--db FILE is required", topic) end
+  if #pos == 0 then usage_error("missing QUERY.sql", topic) end
+  if #pos > 1 then usage_error(("unexpected argument %q"):format(pos[2]), topic) end
+  local format = opts.format or "table"
+  if format ~= "table" and format ~= "csv" and format ~= "json" then
+    usage_error(("--format: expected one of table, csv, json, got %q"):format(format), topic)
+  end
+  local f = io.open(pos[1], "rb")
+  if not f then usage_error(("cannot open %s"):format(pos[1]), topic) end
+  local sql = f:read("a")
+  f:close()
+  local mirror = require "unleashed.mirror"
+  local names, rows = {}, {}
+  local ok, err = pcall(function()
+    local m <close> = mirror.open(opts.db, { readonly = true })
+    local ok2, st = pcall(m.db.prepare, m.db, sql)
+    if not ok2 then
+      local why = type(st) == "table" and tostring(st.message) or tostring(st)
+      error(setmetatable({ kind = "database", reason = "query", path = opts.db,
+                           message = pos[1] .. ": " .. why }, mirror.Error), 0)
+    end
+    local statement <close> = st
+    names = statement:columns()
+    for row in statement:rows() do rows[#rows + 1] = row end
+  end)
+  if not ok then return mirror_failed(ctx, err) end
+  local out = ctx.stdout
+  local ncol = #names
+  if format == "csv" then
+    out:write(csv.record(names, ncol))
+    for _, r in ipairs(rows) do out:write(csv.record(r, ncol)) end
+  elseif format == "json" then
+    local cjson = require("cjson").new()
+    out:write("[")
+    for i, r in ipairs(rows) do
+      local obj = {}
+      for c, name in ipairs(names) do obj[name] = r[c] end
+      out:write(i > 1 and ",\n" or "\n", cjson.encode(obj))
+    end
+    out:write(#rows > 0 and "\n]\n" or "]\n")
+  else
+    local width, cells = {}, {}
+    for c, name in ipairs(names) do width[c] = utf8.len(name) or #name end
+    for r, row in ipairs(rows) do
+      cells[r] = {}
+      for c = 1, ncol do
+        local v = row[c]
+        local s = v == nil and "" or (math.type(v) == "float" and ("%.2f"):format(v) or tostring(v))
+        s = s:gsub("[\r\n]+", " ")
+        cells[r][c] = s
+        local w = utf8.len(s) or #s
+        if w > width[c] then width[c] = w end
+      end
+    end
+    local function line(values, right)
+      local parts = {}
+      for c = 1, ncol do
+        local s = values[c]
+        local pad = (" "):rep(width[c] - (utf8.len(s) or #s))
+        parts[c] = right and right[c] and (pad .. s) or (c == ncol and s or s .. pad)
+      end
+      out:write((table.concat(parts, "  "):gsub("%s+$", "")), "\n")
+    end
+    local numeric = {}
+    for c = 1, ncol do
+      for _, row in ipairs(rows) do
+        if row[c] ~= nil then numeric[c] = type(row[c]) == "number" break end
+      end
+    end
+    line(names)
+    for _, values in ipairs(cells) do line(values, numeric) end
+    ctx.stderr:write(plural(#rows, "row"), "\n")
+  end
+  return 0
+end
+
+-- ---- po watch --------------------------------------------------------------------
+
+local function read_text(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Through a temporary file and a rename: a reader never sees half a checkpoint.
+local function write_atomically(path, text)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, err end
+  local ok, werr = f:write(text, "\n")
+  local cok, cerr = f:close()
+  if not ok or not cok then
+    os.remove(tmp)
+    return nil, werr or cerr
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then
+    os.remove(tmp)
+    return nil, rerr
+  end
+  return true
+end
+
+-- The server's time now (its Date header), from one small call.
+local function server_now(client)
+  local _, res = client:request("GET", "/PurchaseOrders", { query = { pageSize = 1 } })
+  local d = res.headers and res.headers.date
+  local s = d and core.parse_retry_after(d, 0)
+  if s and s > 0 then return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(s)) end
+  return os.date("!%Y-%m-%dT%H:%M:%S")
+end
+
+local FATAL = { auth = true, validation = true, quota = true, usage = true }
+
+local function watch(ctx, args)
+  local topic = "po watch"
+  local opts, pos = parse_flags(args, { every = "value", run = "value", since = "value",
+    checkpoint = "value", profile = "value", help = "flag" }, topic)
+  if opts.help then return ctx.help(topic) end
+  if #pos > 0 then usage_error(("unexpected argument %q"):format(pos[1]), topic) end
+  local every = tonumber(opts.every or "")
+  if not opts.every then usage_error("--every SECONDS is required", topic) end
+  if not every or every ~= every or every < 0.1 or every > 86400 then
+    usage_error(("--every: expected a number of seconds from 0.1 to 86400, got %q"):format(opts.every), topic)
+  end
+  if not opts.run then usage_error("--run SCRIPT.lua is required", topic) end
+  local script = opts.run
+  local chunk_text = read_text(script)
+  if not chunk_text then usage_error(("cannot open script %s"):format(script), topic) end
+  local _, lerr = load(chunk_text, "@" .. script, "t", {})
+  if lerr then
+    ctx.stderr:write("unleashed: ", lerr, "\n")
+    return 1
+  end
+  if opts.since then check_date(opts.since, "--since", topic) end
+  ctx.profile = opts.profile or ctx.profile
+  local unleashed = require "unleashed"
+  local client = make_client(ctx)
+  local checkpoint = opts.checkpoint and read_text(opts.checkpoint)
+  checkpoint = checkpoint and checkpoint:match("^%s*(.-)%s*$")
+  if checkpoint == "" then checkpoint = nil end
+  if opts.since then checkpoint = opts.since end
+
+  -- SIGINT and SIGTERM wait their turn: taken between orders and rounds.
+  core.block_signals()
+  local stop
+  local function stopping()
+    stop = stop or core.wait_signal(0)
+    return stop
+  end
+  local status = 0
+  local ok, err = pcall(function()
+    checkpoint = checkpoint or server_now(client)
+    while not stopping() do
+      local round_ok, rerr = pcall(function()
+        local feed <close> = client.purchase_orders:changes{ since = checkpoint }
+        local done, failed = 0, 0
+        for po, kind in feed do
+          local env = setmetatable({ client = client, unleashed = unleashed, order = po, kind = kind,
+                                     arg = { [0] = script } }, { __index = _G })
+          local chunk = load(chunk_text, "@" .. script, "t", env)
+          local sok, serr = xpcall(chunk, function(e)
+            if type(e) == "table" and e.kind then return tostring(e) end
+            return debug.traceback(tostring(e), 2)
+          end)
+          if sok then
+            done = done + 1
+          else
+            failed = failed + 1
+            feed:redeliver(po)
+            ctx.stderr:write(("unleashed: %s %s: %s failed (it runs again next round): %s\n"):format(
+              tostring(po.OrderNumber), tostring(po.Guid), script, tostring(serr)))
+          end
+          if stopping() then
+            -- The round ends here: the checkpoint keeps what is not done.
+            return
+          end
+        end
+        checkpoint = feed.checkpoint
+        if opts.checkpoint then
+          local wok, werr = write_atomically(opts.checkpoint, checkpoint)
+          if not wok then
+            error({ kind = "usage", cli = true, topic = topic, message =
+              ("--checkpoint %s: cannot write: %s"):format(opts.checkpoint, tostring(werr)) }, 0)
+          end
+        end
+        if done + failed > 0 then
+          ctx.stderr:write(("unleashed: %s: %s\n"):format(os.date("!%Y-%m-%dT%H:%M:%SZ"),
+            failed > 0 and ("%s ran, %s failed"):format(plural(done, "order"), plural(failed, "order"))
+              or ("%s ran"):format(plural(done, "order"))))
+        end
+      end)
+      if not round_ok then
+        if type(rerr) == "table" and (rerr.cli or FATAL[rerr.kind]) then error(rerr, 0) end
+        ctx.stderr:write("unleashed: this round failed, the next one tries again: ", tostring(
+          type(rerr) == "table" and rerr.kind and tostring(rerr) or rerr), "\n")
+      end
+      if not stopping() then stop = core.wait_signal(every) end
+    end
+  end)
+  client:close()
+  core.unblock_signals()
+  if not ok then error(err, 0) end
+  ctx.stderr:write(("unleashed: watch stopped (%s)\n"):format(stop or "done"))
+  return status
+end
+
+-- ---- dispatch ------------------------------------------------------------------------
+
+local VERBS = { sync = sync, watch = watch, report = report }
+
+--- main(ctx, verb, args) -> exit code, for `unleashed po sync|watch|report ARGS`.
+function M.main(ctx, verb, args)
+  return VERBS[verb](ctx, args)
+end
+
+return M
