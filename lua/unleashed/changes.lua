@@ -39,7 +39,7 @@ local M = {}
 -- Every status the API documents; with all of them (Deleted included) an
 -- order never leaves a modifiedSince listing while it is read.
 M.ALL_STATUSES = "Parked,Placed,Unapproved,Costed,Receipted,Complete,Deleted"
-M.DEFAULT_OVERLAP = 120           -- seconds
+M.DEFAULT_OVERLAP = 60            -- seconds
 M.PREFIX = "unleashed-changes/1"
 M.MAX_LISTINGS = 3                -- listings in one round before giving up on a complete one
 M.SEEN_LIMIT = 5000               -- Guids an incomplete round keeps in its checkpoint
