@@ -131,14 +131,21 @@ local REASONS = {
   IOERR = { "io", "a read or write of the database failed; the page in progress was not written" },
 }
 
--- Raises a MirrorError for an error of unleashed.sqlite (or passes others on).
-local function raise(path, err, doing)
-  if type(err) == "table" and err.name then
+--- mirror.error_of(path, err, doing): a MirrorError for an error of
+-- unleashed.sqlite (what it says depends on SQLite's code), err itself for
+-- anything else.
+function M.error_of(path, err, doing)
+  if type(err) == "table" and getmetatable(err) ~= MirrorError and type(err.name) == "string"
+      and math.type(err.code) == "integer" then
     local reason = REASONS[err.name] or { "sqlite", "SQLite failed" }
-    error(setmetatable({ kind = "database", reason = reason[1], path = path, code = err.code,
-      message = ("%s (%s: %s, SQLITE_%s)"):format(reason[2], doing, err.message, err.name) }, MirrorError), 0)
+    return setmetatable({ kind = "database", reason = reason[1], path = path, code = err.code,
+      message = ("%s (%s: %s, SQLITE_%s)"):format(reason[2], doing, err.message, err.name) }, MirrorError)
   end
-  error(err, 0)
+  return err
+end
+
+local function raise(path, err, doing)
+  error(M.error_of(path, err, doing), 0)
 end
 
 local function fail(path, reason, message)
@@ -394,7 +401,7 @@ end
 -- total), page_size, concurrency, overlap. A mirror that keeps costs
 -- (made or rebuilt with costs) keeps them up to date on every sync.
 -- result: { orders = written, deleted = written Deleted ones, calls,
---           complete = the round read everything, checkpoint }
+--           complete = the round read everything, checkpoint = the one kept }
 function Mirror:sync(client, opts)
   opts = opts or {}
   if self.readonly then fail(self.path, "usage", "the mirror was opened read-only") end
@@ -440,7 +447,7 @@ function Mirror:sync(client, opts)
   if listed then listed:close() end
   if not ok then
     feed:close()
-    error(err, 0)
+    raise(self.path, err, "writing a page")
   end
   local result = { orders = written, deleted = deleted, calls = feed.calls, complete = feed.verified,
                    checkpoint = feed.checkpoint }
@@ -462,6 +469,7 @@ function Mirror:sync(client, opts)
       COMMIT]])
   end
   if next(values) then self:_set_meta(values) end
+  result.checkpoint = self:checkpoint()
   return result
 end
 

@@ -186,10 +186,10 @@ local function sync(ctx, args)
   if bar then bar.finish() end
   client:close()
   if not ok then return mirror_failed(ctx, err) end
-  local since = result.checkpoint:match(" since=(%S+)")
+  local since = result.checkpoint and result.checkpoint:match(" since=(%S+)")
   ctx.stdout:write(("%s: %s written (%d Deleted), %s; checkpoint %s\n"):format(opts.db,
     plural(result.orders, "order"), result.deleted, plural(result.calls, "call"),
-    since == "-" and "from the start" or since))
+    (since == nil or since == "-") and "from the start" or since))
   if not result.complete then
     ctx.stderr:write("unleashed: the account changed while it was read; every order read was written, "
       .. "and the next sync reads again from the same checkpoint\n")
@@ -226,7 +226,16 @@ local function report(ctx, args)
     end
     local statement <close> = st
     names = statement:columns()
-    for row in statement:rows() do rows[#rows + 1] = row end
+    local rok, rerr = pcall(function()
+      for row in statement:rows() do rows[#rows + 1] = row end
+    end)
+    if not rok then
+      if type(rerr) == "table" and rerr.name == "READONLY" then
+        error(setmetatable({ kind = "database", reason = "query", path = opts.db, message = pos[1]
+          .. ": reports open the mirror read-only, and this statement writes" }, mirror.Error), 0)
+      end
+      error(mirror.error_of(opts.db, rerr, "reading it"), 0)
+    end
   end)
   if not ok then return mirror_failed(ctx, err) end
   local out = ctx.stdout
@@ -368,7 +377,8 @@ local function watch(ctx, args)
           local chunk = load(chunk_text, "@" .. script, "t", env)
           local sok, serr = xpcall(chunk, function(e)
             if type(e) == "table" and e.kind then return tostring(e) end
-            return debug.traceback(tostring(e), 2)
+            -- the script's frames only: cut where the watch called it
+            return (debug.traceback(tostring(e), 2):gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
           end)
           if sok then
             done = done + 1
