@@ -73,3 +73,4 @@ clean:
 -include bench/bench.mk
 -include examples/host/host.mk
 -include sqlite/sqlite.mk
+-include bench/sync.mk
