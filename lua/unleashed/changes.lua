@@ -253,7 +253,7 @@ local function first_page(self, q)
     local ok, doc, res = pcall(client.request, client, "GET", PATH,
       { query = q, timeout = self.opts.timeout, retries = self.opts.retries })
     if ok then
-      self.calls = self.calls + (res.attempts or 1)
+      self.calls = self.calls + 1
       if type(doc) == "table" and type(doc.Items) == "table" and type(doc.Pagination) == "table" then
         return doc, res
       end
