@@ -375,13 +375,14 @@ end
 -- not to price); problems; unpriced (lines none of the steps priced).
 local function line_taxes(ctx, lines)
   local client, problems = ctx.client, ctx.problems
-  local reported = {}
+  ctx.reported = ctx.reported or {}
   local function report(field, message)
-    if field and not reported[field .. message] then
-      reported[field .. message] = true
+    if field and not ctx.reported[field .. message] then
+      ctx.reported[field .. message] = true
       problems[#problems + 1] = { field = field, message = message }
     end
   end
+  ctx.report = report
   for i, line in ipairs(lines) do
     local field = ctx.field(i)
     if line.LineTax == nil and line.LineTotal ~= nil and not ctx.skip[i] then
@@ -567,11 +568,11 @@ local function fill_order(client, body)
   }
   -- An order's tax code is checked whether or not a line needs it: the
   -- server reads it either way.
+  line_taxes(ctx, lines)
   if type(body.TaxCode) == "string" or (type(body.Tax) == "table" and type(body.Tax.TaxCode) == "string") then
     local _, f, why = ctx.order()
-    if f then problems[#problems + 1] = { field = f, message = why } end
+    if f then ctx.report(f, why) end
   end
-  line_taxes(ctx, lines)
   local summary
   if #unknown > 0 then
     local names = {}
