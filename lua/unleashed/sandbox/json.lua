@@ -177,13 +177,26 @@ for p = 0, 20 do ZEROS[p] = p == 0 and "0" or "0." .. ("0"):rep(p) end
 local FORMATS = {}
 for p = 0, 20 do FORMATS[p] = "%." .. p .. "f" end
 
-local function fraction(f, places)
-  if places == 4 then return PAD4[f] end
-  if places == 2 then return PAD2[f] end
-  if places == 3 then return PAD3[f] end
-  if places == 6 then return PAD4[f // 100] .. PAD2[f % 100] end
-  return PAD4[f // 10000] .. PAD4[f % 10000]
+-- The point and the digits after it, as ready-made pieces put into the
+-- buffer (one or two per number).
+local FRAC2, FRAC3 = {}, {}
+for i = 0, 99 do FRAC2[i] = "." .. PAD2[i] end
+for i = 0, 999 do FRAC3[i] = "." .. PAD3[i] end
+
+local function put_fraction(b, n, f, places)
+  if places == 4 then b[n + 1] = FRAC[f]; return n + 1 end
+  if places == 3 then b[n + 1] = FRAC3[f]; return n + 1 end
+  if places == 2 then b[n + 1] = FRAC2[f]; return n + 1 end
+  if places == 6 then
+    b[n + 1], b[n + 2] = FRAC[f // 100], PAD2[f % 100]
+    return n + 2
+  end
+  b[n + 1], b[n + 2] = FRAC[f // 10000], PAD4[f % 10000]
+  return n + 2
 end
+
+-- Values with 14 places that need string.format, as last rendered.
+local wide, n_wide, WIDE_MAX = {}, 0, 20000
 
 function M.put_decp(b, n, x, places)
   if x == nil then
@@ -199,24 +212,43 @@ function M.put_decp(b, n, x, places)
       if f > 0.51 then w = w + 1 elseif f >= 0.49 then w = nil end
       if w then
         n = put_int(b, n, w // scale)
-        b[n + 1], b[n + 2] = ".", fraction(w % scale, places)
-        return n + 2
+        return put_fraction(b, n, w % scale, places)
       end
     elseif v == 0 then
       b[n + 1] = ZEROS[places]
       return n + 1
     end
   end
-  local s
-  if places > 8 then
-    -- As a .NET decimal computed to 15 significant digits shows it
-    -- (3.66860666666667; 368.14000000000000), not the binary noise of %.14f.
-    s = fmt("%.15g", x)
-    local int, frac = s:match("^(%-?%d+)%.?(%d*)$")
-    if int and #frac <= places then s = int .. "." .. frac .. ("0"):rep(places - #frac) else s = nil end
+  if places == 14 and x > 0 and x < 100000 then
+    -- Landed costs: 14 places, of which the value carries 8 (the server's
+    -- decimal carries 15 significant digits; 8 places keep the page cheap).
+    local v = x * 100000000
+    local w = floor(v)
+    local f = v - w
+    if f > 0.51 then w = w + 1 elseif f >= 0.49 then w = nil end
+    if w then
+      n = put_int(b, n, w // 100000000)
+      n = put_fraction(b, n, w % 100000000, 8)
+      b[n + 1] = "000000"
+      return n + 1
+    end
   end
-  s = s or fmt(FORMATS[places], x)
-  if s:byte(1) == 45 and not find(s, "[1-9]") then s = s:sub(2) end
+  local s = places > 8 and wide[x]
+  if not s then
+    if places > 8 then
+      -- As a .NET decimal computed to 15 significant digits shows it
+      -- (3.66860666666667; 368.14000000000000), not the binary noise of %.14f.
+      s = fmt("%.15g", x)
+      local int, frac = s:match("^(%-?%d+)%.?(%d*)$")
+      if int and #frac <= places then s = int .. "." .. frac .. ("0"):rep(places - #frac) else s = nil end
+    end
+    s = s or fmt(FORMATS[places], x)
+    if s:byte(1) == 45 and not find(s, "[1-9]") then s = s:sub(2) end
+    if places > 8 and x == x then
+      if n_wide >= WIDE_MAX then wide, n_wide = {}, 0 end
+      wide[x], n_wide = s, n_wide + 1
+    end
+  end
   b[n + 1] = s
   return n + 1
 end
