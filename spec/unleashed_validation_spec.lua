@@ -69,6 +69,11 @@ describe("client options", function()
     { "page_size", "integer", with{ page_size = "200" } },
     { "ca_file", "readable file", with{ ca_file = "/nonexistent/ca.pem" } },
     { "on_request", "function", with{ on_request = "print" } },
+    { "default_purchase_tax", "rate from 0 to 1", with{ default_purchase_tax = 1.5 } },
+    { "default_purchase_tax", "rate from 0 to 1", with{ default_purchase_tax = 0 / 0 } },
+    { "default_purchase_tax", "tax code", with{ default_purchase_tax = "" } },
+    { "default_purchase_tax", "tax code", with{ default_purchase_tax = "G.S.T.\n" } },
+    { "default_purchase_tax", "tax code", with{ default_purchase_tax = { "G.S.T." } } },
     { "apikey", "is not an option %(valid: api_id, api_key", with{ apikey = "x" } },
   }
   for _, c in ipairs(cases) do
@@ -80,6 +85,12 @@ describe("client options", function()
 
   it("refuses a non-table", function()
     refused("options", "must be a table", unleashed.new, "id")
+  end)
+
+  it("takes default_purchase_tax as a tax code or a rate", function()
+    for _, v in ipairs{ "G.S.T.", 0.15, 0, 1 } do
+      assert.is_true(pcall(unleashed.new, with{ default_purchase_tax = v }), tostring(v))
+    end
   end)
 
   it("never puts the key's value in the error", function()

@@ -49,7 +49,7 @@ function M.new(opts)
     page_size = opts.page_size or M.DEFAULTS.page_size,
     max_retries = opts.max_retries or 3,
     on_request = opts.on_request,
-    default_purchase_tax = opts.default_purchase_tax,   -- step 4 of the tax hierarchy
+    _default_purchase_tax = opts.default_purchase_tax,   -- step 4 of the tax hierarchy
     _retry_base = opts.retry_base or 0.5,   -- the core's defaults, for waits the Lua layer makes
     _retry_cap = opts.retry_cap or 30,
     _core = core.new_client(copts),

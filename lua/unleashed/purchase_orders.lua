@@ -331,7 +331,7 @@ end
 
 -- Step 4: the client's option. Returns the rate, or nil; or nil and why.
 local function default_rate(client)
-  local d = client.default_purchase_tax
+  local d = client._default_purchase_tax
   if type(d) == "number" then return d end
   if type(d) == "string" then
     local rate, why = rate_of_code(client, d)
