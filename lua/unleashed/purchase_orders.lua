@@ -196,7 +196,7 @@ local function expense_taxes(client)
   local c = cache(client, "taxes")
   if not c.loaded then
     local by_code, clash = {}, {}
-    for t in client:each("Taxes", { canApplyToExpenses = true }) do
+    for t in client:each("Taxes", { canApplyToExpenses = true }, { page_size = 1000 }) do
       if type(t) == "table" and type(t.TaxCode) == "string" and type(t.TaxRate) == "number"
           and t.Obsolete ~= true and t.CanApplyToExpenses ~= false then
         local k = t.TaxCode:lower()
@@ -260,7 +260,8 @@ local function find_ref(client, resource, ref)
   end
   if not code then return nil end
   if c.by_code[code] then return c.by_code[code] end
-  for item in client:each(resource, { [spec.filter] = ref[spec.code] }) do
+  -- The API's largest page, whatever the client's page_size: fewest calls.
+  for item in client:each(resource, { [spec.filter] = ref[spec.code] }, { page_size = 1000 }) do
     index(item)
     if type(item) == "table" and type(item[spec.code]) == "string" and item[spec.code]:lower() == code then
       return item
