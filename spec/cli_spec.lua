@@ -149,22 +149,47 @@ describe("unleashed command", function()
         assert.truthy(r.stdout:find(word, 1, true), word)
       end
       for code, what in pairs { [0] = "ok", [2] = "usage", [3] = "auth", [4] = "validation",
-                                [5] = "not found", [6] = "network", [7] = "rate limited" } do
-        assert.truthy(r.stdout:find("\n  " .. code .. "  " .. what, 1, true), what)
+                                [5] = "not found", [6] = "network", [7] = "rate limited",
+                                [130] = "interrupted" } do
+        assert.truthy(r.stdout:find("\n%s+" .. code .. "  " .. what), what)
+      end
+      for _, word in ipairs { "po create", "po update", "po place", "po delete", "po add-line", "po costs",
+                              "--concurrency", "--retries", "--timeout", "--verbose", "SSLKEYLOGFILE" } do
+        assert.truthy(r.stdout:find(word, 1, true), word)
       end
     end)
 
-    it("exists for every command and subcommand", function()
-      for _, args in ipairs {
-        { "po", "--help" }, { "po", "list", "--help" }, { "po", "get", "--help" },
-        { "po", "receipt", "--help" }, { "po", "complete", "--help" }, { "run", "--help" },
-        { "sandbox", "--help" }, { "help", "po", "list" },
-      } do
-        local r = run(args, clean_env())
-        assert.equal(0, r.code, table.concat(args, " "))
-        local topic = args[1] == "help" and "po list" or table.concat(args, " "):gsub(" ?%-%-help$", "")
-        assert.truthy(r.stdout:find("usage: unleashed " .. topic, 1, true), table.concat(args, " "))
+    it("exists for every command and subcommand, as --help, -h and `help TOPIC`", function()
+      for _, topic in ipairs { "po", "po list", "po get", "po create", "po update", "po place", "po add-line",
+                               "po costs", "po receipt", "po complete", "po delete", "run", "sandbox" } do
+        local words = {}
+        for w in topic:gmatch("%S+") do words[#words + 1] = w end
+        local texts = {}
+        for _, flag in ipairs { "--help", "-h" } do
+          local args = table.move(words, 1, #words, 1, {})
+          args[#args + 1] = flag
+          local r = run(args, clean_env())
+          assert.equal(0, r.code, table.concat(args, " "))
+          assert.truthy(r.stdout:find("usage: unleashed " .. topic, 1, true), table.concat(args, " "))
+          texts[#texts + 1] = r.stdout
+        end
+        local h = run({ "help", table.unpack(words) }, clean_env())
+        assert.equal(0, h.code, "help " .. topic)
+        assert.equal(texts[1], texts[2])
+        assert.equal(texts[1], h.stdout)
       end
+      for _, args in ipairs { { "-h" }, { "--help" }, { "help" } } do
+        local r = run(args, clean_env())
+        assert.equal(0, r.code)
+        assert.truthy(r.stdout:find("usage: unleashed [OPTIONS] COMMAND", 1, true))
+      end
+    end)
+
+    it("`help BOGUS` is a usage error, exit 2", function()
+      local r = run({ "help", "BOGUS" }, clean_env())
+      assert.equal(2, r.code)
+      assert.equal("", r.stdout)
+      assert.truthy(r.stderr:find('no help on "BOGUS"', 1, true), r.stderr)
     end)
 
     it("sandbox --help includes the sandbox's own flags", function()
@@ -191,13 +216,41 @@ describe("unleashed command", function()
       { { "po", "list", "--format", "xml" }, "--format: expected one of table, csv, json" },
       { { "po", "list", "--format" }, "--format needs a value" },
       { { "po", "list", "--since", "yesterday" }, "--since: expected a date" },
+      -- malformed or not on the calendar: one kind of error
+      { { "po", "list", "--since", "2026-02-30" }, '--since: expected a date YYYY-MM-DD '
+        .. '(or YYYY-MM-DDTHH:MM:SS, UTC) that is on the calendar, got "2026-02-30"' },
+      { { "po", "list", "--since", "2026/01/01" }, '--since: expected a date YYYY-MM-DD '
+        .. '(or YYYY-MM-DDTHH:MM:SS, UTC) that is on the calendar, got "2026/01/01"' },
+      { { "po", "list", "--since", "2025-13-45" }, "that is on the calendar" },
+      { { "po", "list", "--status", "Placed,Lost" }, "--status: expected one of" },
+      { { "po", "list", "--supplier", "A", "--supplier-prefix", "A" }, "not both" },
+      { { "po", "list", "--raw-csv" }, "--raw-csv goes with --format csv" },
+      { { "po", "list", "--concurrency", "0" }, "--concurrency: expected an integer from 1 to 64" },
+      { { "--retries", "101", "po", "list" }, "--retries: expected an integer from 0 to 100" },
+      { { "po", "list", "--timeout", "soon" }, "--timeout: expected seconds from 0.001 to 86400" },
+      { { "po", "create" }, "missing FILE" },
+      { { "po", "create", "/nonexistent/orders.csv" }, "cannot open /nonexistent/orders.csv" },
+      { { "po", "create", "x.csv", "--status", "Costed" },
+        "--status: expected one of Parked, Placed, Complete" },
+      { { "po", "update", "PO-00000001" }, "nothing to change" },
+      { { "po", "update", "PO-00000001", "--delivery-date", "2026-02-30" },
+        "--delivery-date: expected a date" },
+      { { "po", "add-line", "PO-00000001", "--product", "X", "--quantity", "1" }, "missing --price" },
+      { { "po", "add-line", "PO-00000001", "--product", "X", "--quantity", "0", "--price", "1" },
+        "--quantity: expected a number above 0" },
+      { { "po", "add-line", "PO-00000001", "--product", "X", "--quantity", "1", "--price", "1",
+          "--discount", "2" }, "--discount: expected a rate from 0 to 1" },
+      { { "po", "costs", "PO-00000001", "--format", "xml" }, "--format: expected one of table, csv, json" },
+      { { "po", "place" }, "missing ORDER" },
+      { { "po", "delete" }, "missing ORDER" },
+      { { "help", "BOGUS" }, 'no help on "BOGUS"' },
       { { "po", "list", "--status", "Lost" }, "--status: expected one of" },
       { { "po", "list", "--page-size", "0" }, "--page-size: expected an integer from 1 to 1000" },
       { { "po", "list", "extra" }, 'unexpected argument "extra"' },
-      { { "po", "get" }, "missing GUID or ORDER-NUMBER" },
+      { { "po", "get" }, "missing ORDER (a GUID or an order number)" },
       { { "po", "get", "A", "B" }, 'unexpected argument "B"' },
-      { { "po", "receipt" }, "missing GUID or ORDER-NUMBER" },
-      { { "po", "complete" }, "missing GUID or ORDER-NUMBER" },
+      { { "po", "receipt" }, "missing ORDER" },
+      { { "po", "complete" }, "missing ORDER" },
       { { "run" }, "missing SCRIPT" },
       { { "run", "/nonexistent/script.lua" }, "cannot open script" },
     } do
@@ -315,14 +368,16 @@ describe("unleashed command", function()
       assert.equal(#want + 1, #lines)
       local head = lines[1]
       assert.truthy(head:match("^ORDER%s+STATUS%s+SUPPLIER"))
+      assert.truthy(head:match("TOTAL  CCY$"), head)
       local status_col = head:find("STATUS", 1, true)
-      local total_end = #head  -- TOTAL is the last column, right-aligned under its heading
+      local total_end = head:find("TOTAL", 1, true) + 4  -- TOTAL is right-aligned under its heading
       for n, po in ipairs(want) do
         local line = lines[n + 1]
         assert.equal(po.OrderNumber, line:sub(1, #po.OrderNumber))
         assert.equal("Placed", line:sub(status_col, status_col + 5))
         local total = ("%.2f"):format(po.Total)
         assert.equal(total, line:sub(total_end - #total + 1, total_end))
+        assert.equal(po.Currency.CurrencyCode, line:sub(total_end + 3))   -- the currency beside it
       end
       assert.truthy(r.stderr:find(#want .. " purchase orders", 1, true))
     end)
@@ -418,8 +473,13 @@ describe("unleashed command", function()
     end)
 
     it("4 when the library or the API refuses the input", function()
-      local r = run({ "po", "list", "--since", "2025-13-45" }, env)
+      local r = run({ "po", "get", "NOT-AN-ORDER-NUMBER" }, env)   -- longer than an order number can be
       assert.equal(4, r.code, r.stderr)
+      local bad = os.tmpname()
+      write_file(bad, '{"Supplier":{"SupplierCode":"ACME"},"OrderStatus":"Shipped"}')
+      local c = run({ "po", "create", bad }, env)
+      os.remove(bad)
+      assert.equal(4, c.code, c.stderr)
     end)
 
     it("6 when the API cannot be reached", function()
