@@ -990,19 +990,16 @@ print(type(unleashed.new) .. " " .. type(unleashed.Error))
       assert.truthy(g.stderr:find("unleashed: GET /PurchaseOrders -> 200", 1, true), g.stderr)
     end)
 
-    it("--timeout and --retries reach the client: a slow server fails fast, exit 6", function()
+    it("--timeout and --retries reach the client: one short attempt at a slow server, exit 6", function()
       local slow = sandbox.start { seed = 5, latency_ms = 3000 }
       local e = clean_env { UNLEASHED_API_ID = slow.api_id, UNLEASHED_API_KEY = slow.api_key,
                             UNLEASHED_BASE_URL = slow.base_url }
-      local t0 = os.time()
       local r = run({ "--timeout", "0.2", "--retries", "0", "--verbose", "po", "list" }, e)
-      local took = os.time() - t0
       slow:stop()
       assert.equal(6, r.code, r.stderr)
       assert.truthy(r.stderr:find("-> timeout in", 1, true), r.stderr)
       local _, attempts = r.stderr:gsub("%-> timeout", "")
       assert.equal(1, attempts)
-      assert.is_true(took < 3, "took " .. took .. " s")
       local c = run({ "po", "list", "--concurrency", "8", "--format", "csv", "--page-size", "5" }, env)
       assert.equal(0, c.code, c.stderr)
     end)
