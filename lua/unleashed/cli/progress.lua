@@ -33,7 +33,7 @@ end
 function M.line(done, total, cols)
   local label = (" %d/%d pages"):format(done, total)
   local room = cols - 1 - #label - 2
-  if room < 4 then return label:sub(2, math.max(1, cols - 1)) end
+  if room < 4 then return label:sub(2, math.max(1, cols)) end
   local filled = math.floor(room * done / total + 0.5)
   return "[" .. ("#"):rep(filled) .. ("."):rep(room - filled) .. "]" .. label
 end

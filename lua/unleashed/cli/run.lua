@@ -16,13 +16,16 @@ local function in_library(source)
 end
 
 -- "FILE:LINE" of the innermost frame of the script (chunk name "@"..script),
--- else of the innermost Lua frame outside the library; nil when none.
-function M.where(script, level)
+-- else of the innermost Lua frame outside the library, else the script's
+-- name alone (a `return f()` tail call leaves no frame of its caller). The
+-- walk stops at the command's own frame (`stop`, the function that ran the
+-- script).
+function M.where(script, level, stop)
   local fallback
   level = level or 2
   while true do
-    local info = debug.getinfo(level, "Sl")
-    if not info then break end
+    local info = debug.getinfo(level, "Slf")
+    if not info or (stop and info.func == stop) then break end
     if info.currentline and info.currentline > 0 and info.source:sub(1, 1) == "@" then
       if info.source == "@" .. script then return info.short_src .. ":" .. info.currentline end
       if not fallback and not in_library(info.source) then
@@ -31,7 +34,7 @@ function M.where(script, level)
     end
     level = level + 1
   end
-  return fallback
+  return fallback or script
 end
 
 -- Prints an uncaught error: "unleashed: " and the message (an
@@ -86,7 +89,7 @@ function M.main(ctx, args)
   local results = table.pack(xpcall(chunk, function(e)
     if exit.is_interrupt(e) then return e end
     if type(e) == "table" and e.kind then
-      where = M.where(script, 2)
+      where = M.where(script, 2, M.main)
     else
       -- the script's frames only: cut where the command called it
       traceback = debug.traceback(nil, 2):gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
