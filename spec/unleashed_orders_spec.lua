@@ -273,7 +273,7 @@ describe("purchase orders against the sandbox", function()
       function() return client.purchase_orders:each{ suplierCode = "ACME" } end,
       function() return client.purchase_orders:list(nil, { concurrency = 99 }) end,
       function() return client.purchase_orders:page(0) end,
-      function() return client.purchase_orders:get("PO-00000001") end,
+      function() return client.purchase_orders:get("PO-00000001-IS-TOO-LONG") end,
       function() return po:update{ OrderStatus = "Receipted" } end,
       function() return po:add_line{ OrderQuantity = -1, Product = { ProductCode = "X" }, UnitPrice = 1 } end,
       function() return po:update_line("x", {}) end,

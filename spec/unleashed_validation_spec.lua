@@ -106,8 +106,13 @@ describe("client options", function()
   end)
 
   it("from_env names the missing variables", function()
-    local e = refused("UNLEASHED_API_KEY", "is not set", unleashed.from_env, nil,
+    sent = {}
+    local ok, e = pcall(unleashed.from_env, nil,
       function(name) return name == "UNLEASHED_API_ID" and "id" or nil end)
+    assert.is_false(ok)
+    assert.is_true(unleashed.Error.is(e, "auth"), tostring(e))   -- as the command's exit code 3
+    assert.equal("UNLEASHED_API_KEY", e.details[1].field)
+    assert.matches("is not set", e.details[1].message)
     assert.equal(1, #e.details)
   end)
 
@@ -251,7 +256,8 @@ describe("other calls' input", function()
     Supplier = { SupplierCode = "ACME" }, PurchaseOrderLines = {} }, po._order_mt)
 
   it("get refuses a bad GUID and unknown options", function()
-    refused("guid", "must be a GUID", po.get, po, "PO-0001")
+    refused("ref", "must be a GUID .* or an order number", po.get, po, "PO-0001-TOO-LONG-FOR-A-NUMBER")
+    refused("ref", "must be a GUID .* or an order number", po.get, po, 42)
     refused("serialbatch", "is not an option of get", po.get, po, obj.Guid, { serialbatch = true })
     refused("serialBatch", "boolean", po.get, po, obj.Guid, { serialBatch = "yes" })
   end)
@@ -264,8 +270,9 @@ describe("other calls' input", function()
 
   it("each refuses unknown filters, listing the valid names", function()
     local e = refused("supplier", "not a purchase order filter %(valid: brief, completedAfter, "
-      .. "completedBefore, customOrderStatus, endDate, modifiedSince, orderNumber, orderStatus, pageSize, "
-      .. "serialBatch, startDate, supplierCode, warehouseCode%)", po.each, po, { supplier = "ACME" })
+      .. "completedBefore, customOrderStatus, endDate, exactSupplierCode, modifiedSince, orderNumber, "
+      .. "orderStatus, pageSize, serialBatch, startDate, supplierCode, warehouseCode%)", po.each, po,
+      { supplier = "ACME" })
     assert.equal("GET", e.method)
   end)
 

@@ -84,12 +84,25 @@ end
 
 --- purchase_orders:each(filters, opts): for po in ... do end
 -- opts: concurrency, page_size, progress(pages_done, pages_total), timeout, retries.
+-- filters.exactSupplierCode keeps only that supplier's orders (the API's
+-- supplierCode is a prefix).
 function Resource:each(f, opts)
-  local query, problems = filters.purchase_orders(f)
+  local query, problems, exact = filters.purchase_orders(f, true)
   local popts, oproblems = client_mod.check_paging_opts(opts, self.client.page_size, self.client.concurrency)
   for _, p in ipairs(oproblems) do problems[#problems + 1] = p end
   raise_problems("invalid listing", problems, "GET", BASE)
-  return self.client:_iterate(BASE, query, popts, self:_wrap())
+  local iterate, s, c, closer = self.client:_iterate(BASE, query, popts, self:_wrap())
+  if not exact then return iterate, s, c, closer end
+  local function matching()
+    while true do
+      local po = iterate()
+      if po == nil then return nil end
+      local sup = po.Supplier
+      local code = type(sup) == "table" and sup.SupplierCode
+      if type(code) == "string" and code:lower() == exact then return po end
+    end
+  end
+  return matching, s, c, closer
 end
 
 --- purchase_orders:list(filters, opts) -> array of every order.
@@ -148,14 +161,42 @@ function Resource:_find(g, query)
   error(v, 0)
 end
 
---- purchase_orders:get(guid, { serialBatch = true }) -> order
-function Resource:get(g, opts)
-  check_guid(g, "guid", "GET")
+-- The API's order numbers are at most 15 characters (the seed's field table).
+local MAX_ORDER_NUMBER = 15
+
+--- purchase_orders:get(ref, { serialBatch = true }) -> order
+-- ref: the order's GUID, or its order number ("PO-00000016", in any case):
+-- one GET by GUID, or one GET with the orderNumber filter.
+function Resource:get(ref, opts)
   local query, problems = get_query(opts)
-  raise_problems("invalid options", problems, "GET", order_path(g))
-  local path = order_path(g)
-  local v, res = self.client:_call("GET", path, { query = query })
-  return setmetatable(expect_order(v, res, "GET", path), self._order_mt)
+  local by_guid = guid.valid(ref)
+  if not by_guid then
+    local ok = type(ref) == "string" and ref ~= "" and not ref:find("%c") and utf8.len(ref)
+      and utf8.len(ref) <= MAX_ORDER_NUMBER
+    if not ok then
+      table.insert(problems, 1, { field = "ref",
+        message = "must be a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX, hex digits) or an order number "
+          .. "(1 to " .. MAX_ORDER_NUMBER .. " characters, no control characters)" })
+    end
+  end
+  local path = by_guid and order_path(ref) or BASE
+  raise_problems("invalid purchase order reference", problems, "GET", path)
+  if by_guid then
+    local v, res = self.client:_call("GET", path, { query = query })
+    return setmetatable(expect_order(v, res, "GET", path), self._order_mt)
+  end
+  query.orderNumber = ref
+  local doc, res = self.client:_call("GET", path, { query = query })
+  client_mod.check_page(doc, res, "GET", path)
+  local want = ref:lower()
+  for _, item in ipairs(doc.Items) do
+    if type(item) == "table" and type(item.OrderNumber) == "string" and item.OrderNumber:lower() == want then
+      return setmetatable(item, self._order_mt)
+    end
+  end
+  local msg = "no purchase order with number " .. ref
+  error(Error.new("not_found", msg, { method = "GET", path = path, status = res.status,
+    attempts = res.attempts, details = { { field = "ref", message = msg } } }), 0)
 end
 
 -- ---- reference data for the arithmetic ----------------------------------------
@@ -992,6 +1033,12 @@ local function step(po, name, target_statuses)
       error(v, 0)
     end
   end
+end
+
+--- po:place(): PUT /PurchaseOrders/{guid} with OrderStatus Placed (the API
+-- has no step of its own for it; a PUT is safe to repeat).
+function Order:place()
+  return self:update{ OrderStatus = "Placed" }
 end
 
 --- po:receipt(): POST .../Receipt
