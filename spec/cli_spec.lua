@@ -780,7 +780,7 @@ print(type(unleashed.new) .. " " .. type(unleashed.Error))
       local safe = find(csv_of { "po", "list", "--format", "csv", "--status", "Parked" })
       assert.equal("'=cmd|' /C calc'!A0", safe.SupplierRef)
       assert.equal("'@SUM(1+1)", safe.Comments)
-      assert.equal("3.45", safe.Total)      -- amounts stay numbers
+      assert.equal(("%.2f"):format(po.Total), safe.Total)      -- amounts stay numbers, unquoted
       local raw = find(csv_of { "po", "list", "--format", "csv", "--status", "Parked", "--raw-csv" })
       assert.equal("=cmd|' /C calc'!A0", raw.SupplierRef)
       assert.equal("@SUM(1+1)", raw.Comments)

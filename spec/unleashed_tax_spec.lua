@@ -279,7 +279,7 @@ describe("tax against the sandbox (reference data in the recorded shapes)", func
     local f = assert(io.open(ROOT .. "/README.md", "rb"))
     local readme = f:read("a")
     f:close()
-    local block = readme:match("In Lua:%s*```lua\n(.-)```")
+    local block = readme:match("\nIn Lua[^\n]*\n.-```lua\n(.-)```")
     assert.is_string(block, "README.md has no 'In Lua:' block")
     assert.truthy(block:find("purchase_orders:create", 1, true))
     local env = setmetatable({}, { __index = _G })
