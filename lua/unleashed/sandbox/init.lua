@@ -486,7 +486,7 @@ function App:add_line(order, body)
     if l.Guid and line.Guid == l.Guid then errs:add("Guid", "A line with this Guid already exists") end
   end
   validate.default_price(l, order.ExchangeRate)
-  validate.check_line_arithmetic(l, "", errs, orders.order_tax(order, self.ref), l.DiscountRate)
+  validate.check_line_arithmetic(l, "", errs, l.DiscountRate)
   if errs:any() then return invalid(errs) end
   local ctx = self:_ctx()
   order.lines[#order.lines + 1] = new_line(l, ctx)
@@ -520,7 +520,7 @@ function App:update_line(order, line_guid, body)
   if l.UnitPrice == nil then l.UnitPrice = line.UnitPrice end
   local discount = l.DiscountRate
   if not l.present.DiscountRate then discount = line.DiscountRate end
-  validate.check_line_arithmetic(l, "", errs, orders.order_tax(order, self.ref), discount)
+  validate.check_line_arithmetic(l, "", errs, discount)
   if errs:any() then return invalid(errs) end
   local ctx = self:_ctx()
   line.PurchaseUnitOrderQuantity = l.OrderQuantity
