@@ -69,11 +69,12 @@ end
 local ENV = {
   api_id = "UNLEASHED_API_ID", api_key = "UNLEASHED_API_KEY",
   base_url = "UNLEASHED_BASE_URL", client_type = "UNLEASHED_CLIENT_TYPE",
+  default_purchase_tax = "UNLEASHED_DEFAULT_PURCHASE_TAX",
 }
 
 --- unleashed.from_env([opts]): credentials from UNLEASHED_API_ID,
--- UNLEASHED_API_KEY, UNLEASHED_BASE_URL, UNLEASHED_CLIENT_TYPE; opts adds
--- or overrides options.
+-- UNLEASHED_API_KEY, UNLEASHED_BASE_URL, UNLEASHED_CLIENT_TYPE and
+-- UNLEASHED_DEFAULT_PURCHASE_TAX; opts adds or overrides options.
 function M.from_env(opts, getenv)
   getenv = getenv or os.getenv
   local merged = {}
@@ -85,6 +86,7 @@ function M.from_env(opts, getenv)
     local v = getenv(var)
     if v ~= nil and v ~= "" then merged[k] = v end
   end
+  merged.default_purchase_tax = require("unleashed.cli.profile").tax_option(merged.default_purchase_tax)
   for k, v in pairs(opts or {}) do merged[k] = v end
   for _, k in ipairs{ "api_id", "api_key" } do
     if merged[k] == nil then
@@ -101,8 +103,9 @@ end
 -- (default: UNLEASHED_PROFILE, else "default") of the credentials file the
 -- `unleashed` command reads ($XDG_CONFIG_HOME/unleashed/credentials, by
 -- default ~/.config/unleashed/credentials), refused unless only its owner
--- can read it. UNLEASHED_BASE_URL and UNLEASHED_CLIENT_TYPE fill what the
--- section leaves out; opts adds or overrides options.
+-- can read it. UNLEASHED_BASE_URL, UNLEASHED_CLIENT_TYPE and
+-- UNLEASHED_DEFAULT_PURCHASE_TAX fill what the section leaves out; opts adds
+-- or overrides options.
 function M.from_profile(name, opts, getenv)
   getenv = getenv or os.getenv
   if name ~= nil and (type(name) ~= "string" or name == "") then

@@ -10,6 +10,7 @@ local stub = require "support.stub_control"
 local sandbox = require "support.sandbox"
 local unleashed = require "unleashed"
 local cjson = require "cjson"
+local files = require "support.files"
 
 local ROOT = os.getenv("UNLEASHED_ROOT") or "."
 local ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -355,6 +356,49 @@ describe("tax against the sandbox (reference data in the recorded shapes)", func
     po = c2.purchase_orders:create(order)
     assert.are.equal(0.15, po.PurchaseOrderLines[3].LineTaxRate)
     c2:close()
+  end)
+
+  it("takes default_purchase_tax per company from a profile or the environment, a code or a rate", function()
+    local plain = plain_products(1)
+    local order = { OrderStatus = "Parked", Supplier = { SupplierCode = "A+B TRADING" },
+      PurchaseOrderLines = { { Product = { ProductCode = plain[1] }, OrderQuantity = 1, UnitPrice = 10 } } }
+    local dir = files.tmpdir()
+    assert(os.execute("mkdir -p '" .. dir .. "/unleashed'"))
+    local path = dir .. "/unleashed/credentials"
+    files.write_file(path, ("[coded]\napi_id = %s\napi_key = %s\nbase_url = %s\n"
+      .. "default_purchase_tax = G.S.T.\n\n"
+      .. "[rated]\napi_id = %s\napi_key = %s\nbase_url = %s\n"
+      .. "default_purchase_tax = 0.15  # a rate\n\n"
+      .. "[none]\napi_id = %s\napi_key = %s\nbase_url = %s\n")
+      :format(sb.api_id, sb.api_key, sb.base_url, sb.api_id, sb.api_key, sb.base_url,
+              sb.api_id, sb.api_key, sb.base_url))
+    assert(os.execute("chmod 600 '" .. path .. "'"))
+    local function env(vars)
+      vars.XDG_CONFIG_HOME = dir
+      return function(name) return vars[name] end
+    end
+    local function created(c)
+      local ok, po = pcall(c.purchase_orders.create, c.purchase_orders, order)
+      c:close()
+      if not ok then return nil, po end
+      return po
+    end
+    for _, name in ipairs{ "coded", "rated" } do
+      local po = assert(created(unleashed.from_profile(name, nil, env {})))
+      assert.are.equal(0.15, po.PurchaseOrderLines[1].LineTaxRate, name)
+    end
+    local _, e = created(unleashed.from_profile("none", nil, env {}))
+    assert.is_true(unleashed.Error.is(e, "validation"), tostring(e))
+    assert.matches("default_purchase_tax", e.message)
+    -- The environment fills what a section leaves out, and from_env reads it.
+    local po = assert(created(unleashed.from_profile("none", nil,
+      env { UNLEASHED_DEFAULT_PURCHASE_TAX = "0.15" })))
+    assert.are.equal(0.15, po.PurchaseOrderLines[1].LineTaxRate)
+    po = assert(created(unleashed.from_env(nil, env { UNLEASHED_API_ID = sb.api_id,
+      UNLEASHED_API_KEY = sb.api_key, UNLEASHED_BASE_URL = sb.base_url,
+      UNLEASHED_DEFAULT_PURCHASE_TAX = "G.S.T." })))
+    assert.are.equal(0.15, po.PurchaseOrderLines[1].LineTaxRate)
+    os.execute("rm -rf '" .. dir .. "'")
   end)
 
   it("reports every unknown product and supplier in one error, naming each value and where", function()

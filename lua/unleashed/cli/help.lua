@@ -16,11 +16,13 @@ credentials (first that applies):
   --profile NAME (or UNLEASHED_PROFILE)  section [NAME] of the profile file
   UNLEASHED_API_ID, UNLEASHED_API_KEY    from the environment
   [default]                               section of the profile file
-  UNLEASHED_BASE_URL and UNLEASHED_CLIENT_TYPE fill what a profile leaves out.
+  UNLEASHED_BASE_URL, UNLEASHED_CLIENT_TYPE and UNLEASHED_DEFAULT_PURCHASE_TAX
+  fill what a profile leaves out.
   The profile file is $XDG_CONFIG_HOME/unleashed/credentials (by default
   ~/.config/unleashed/credentials): one [section] per company with api_id,
-  api_key, base_url, client_type. It is refused unless only its owner can
-  read and write it (chmod 600).]=]
+  api_key, base_url, client_type, default_purchase_tax (a tax code, or a
+  rate such as 0.15: the company's default purchase tax). It is refused
+  unless only its owner can read and write it (chmod 600).]=]
 
 local REF_HELP = [=[
 An order is named by its GUID or its order number (PO-00000016, in any case).]=]

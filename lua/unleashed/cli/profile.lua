@@ -8,8 +8,9 @@ local Error = require "unleashed.error"
 
 local M = {}
 
-M.KEYS = { api_id = true, api_key = true, base_url = true, client_type = true }
-local KEY_LIST = "api_id, api_key, base_url, client_type"
+M.KEYS = { api_id = true, api_key = true, base_url = true, client_type = true,
+           default_purchase_tax = true }
+local KEY_LIST = "api_id, api_key, base_url, client_type, default_purchase_tax"
 
 local function fail(message)
   error(Error.new("auth", message, { details = { { message = message } } }), 0)
@@ -176,6 +177,14 @@ local function env_of(getenv)
   end
 end
 
+-- default_purchase_tax written as text (a profile, the environment): a
+-- number is a rate ("0.15"), anything else a tax code ("G.S.T.").
+function M.tax_option(text)
+  if text == nil then return nil end
+  if text:find("^%s*%d*%.?%d+%s*$") then return tonumber(text) end
+  return text
+end
+
 local function options(creds, source, env, default_client_type)
   for _, k in ipairs { "api_id", "api_key" } do
     if not creds[k] or creds[k] == "" then
@@ -187,6 +196,7 @@ local function options(creds, source, env, default_client_type)
     api_key = creds.api_key,
     base_url = creds.base_url or env("UNLEASHED_BASE_URL"),
     client_type = creds.client_type or env("UNLEASHED_CLIENT_TYPE") or default_client_type,
+    default_purchase_tax = M.tax_option(creds.default_purchase_tax or env("UNLEASHED_DEFAULT_PURCHASE_TAX")),
   }, source
 end
 
@@ -217,8 +227,9 @@ end
 
 -- Resolves the options for unleashed.new. Order: --profile NAME (or
 -- UNLEASHED_PROFILE) reads that section; otherwise UNLEASHED_API_ID and
--- UNLEASHED_API_KEY; otherwise the file's [default] section. UNLEASHED_BASE_URL
--- and UNLEASHED_CLIENT_TYPE fill what a profile leaves out.
+-- UNLEASHED_API_KEY; otherwise the file's [default] section. UNLEASHED_BASE_URL,
+-- UNLEASHED_CLIENT_TYPE and UNLEASHED_DEFAULT_PURCHASE_TAX fill what a
+-- profile leaves out.
 function M.resolve(profile, getenv)
   getenv = getenv or os.getenv
   local env = env_of(getenv)
