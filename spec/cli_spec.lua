@@ -747,12 +747,13 @@ print(type(unleashed.new) .. " " .. type(unleashed.Error))
       local head
       for i, line in ipairs(out) do if line:match("^LINE ") then head = i end end
       assert.truthy(head, r.stdout)
-      assert.truthy(out[head]:find("QTY  PURCHASE QTY  UNIT", 1, true), out[head])
+      assert.truthy(out[head]:find("QTY  UNIT  RECEIVED  BASE QTY", 1, true), out[head])
       for k, line in ipairs(po.PurchaseOrderLines) do
         local row = out[head + k]
-        local qty = line.OrderQuantity == math.floor(line.OrderQuantity) and ("%d"):format(line.OrderQuantity)
-          or tostring(line.OrderQuantity)
-        assert.truthy(row:find(" " .. qty .. " ", 1, true), row)
+        for _, q in ipairs{ line.PurchaseUnitOrderQuantity, line.OrderQuantity } do
+          local qty = q == math.floor(q) and ("%d"):format(q) or tostring(q)
+          assert.truthy(row:find(" " .. qty .. " ", 1, true), row)
+        end
         assert.falsy(row:find("%d%.0 "), row)   -- never 153.0
         if line.UnitOfMeasure and line.UnitOfMeasure.Name then
           assert.truthy(row:find(" " .. line.UnitOfMeasure.Name .. " ", 1, true), row)

@@ -134,9 +134,10 @@ Shows one purchase order and its lines; JSON prints the API's object.
 ]=] .. REF_HELP .. [=[
 
 
-Each line shows QTY (its OrderQuantity), PURCHASE QTY (its
-PurchaseUnitOrderQuantity) and UNIT (its UnitOfMeasure's Name: the unit it
-was ordered in).
+Each line shows QTY (its PurchaseUnitOrderQuantity), UNIT (its
+UnitOfMeasure's Name: the unit it was ordered in and UNIT PRICE is per) and
+RECEIVED (its PurchaseUnitReceiptQuantity) in that unit, then BASE QTY (its
+OrderQuantity, in the product's base unit).
 
   --format F         table (the default) or json
 ]=] .. COMMON_HELP .. "\n\n" .. EXIT_HELP .. "\n"

@@ -168,15 +168,17 @@ local HEADER_FIELDS = {
   { "Total", function(po) return money(po, po.Total) end },
 }
 
--- A line's quantities in the API's two fields, and the unit it was ordered in.
+-- A line's quantities in the unit it was ordered in (its UnitOfMeasure, the
+-- unit UnitPrice is per), so that QTY x UNIT PRICE reads as LINE TOTAL; then
+-- the same order in the product's base unit (OrderQuantity).
 local LINE_COLUMNS = {
   { "LINE", "LineNumber", "qty" },
   { "PRODUCT", "Product.ProductCode" },
   { "DESCRIPTION", "Product.ProductDescription" },
-  { "QTY", "OrderQuantity", "qty" },
-  { "PURCHASE QTY", "PurchaseUnitOrderQuantity", "qty" },
+  { "QTY", "PurchaseUnitOrderQuantity", "qty" },
   { "UNIT", "UnitOfMeasure.Name" },
-  { "RECEIVED", "ReceiptQuantity", "qty" },
+  { "RECEIVED", "PurchaseUnitReceiptQuantity", "qty" },
+  { "BASE QTY", "OrderQuantity", "qty" },
   { "UNIT PRICE", "UnitPrice", "price" },
   { "LINE TOTAL", "LineTotal", "money" },
   { "TAX", "LineTax", "money" },
