@@ -2,10 +2,12 @@
 -- SQLite mirror of the purchase orders (unleashed.mirror), a script run for
 -- each changed order (the change feed, unleashed.changes), and SQL reports
 -- over the mirror. main(ctx, verb, args) returns the exit code; ctx is the
--- command's (stdout, stderr, getenv, stderr_is_tty, profile, help).
+-- command's (stdout, stderr, getenv, stderr_is_tty, terminal_width, help).
 local core = require "unleashed.core"
-local profile = require "unleashed.cli.profile"
 local csv = require "unleashed.cli.csv"
+local flags = require "unleashed.cli.flags"
+local connect = require "unleashed.cli.connect"
+local progress = require "unleashed.cli.progress"
 
 local M = {}
 
@@ -30,7 +32,6 @@ nothing changed writes nothing. Reports read the file with any SQLite tool
   --costs          also keep each order's costs (one more call per changed
                    order); from then on every sync keeps them
   --page-size N    orders per call, 1 to 1000 (default 1000)
-  --profile NAME   credentials from section [NAME] of the profile file
 
 A progress bar goes to stderr while pages arrive, only when stderr is a
 terminal.
@@ -54,7 +55,6 @@ past an order not done (exit code 0).
   --since DATE        the first round reads changes since DATE (default: now)
   --checkpoint FILE   keep the checkpoint in FILE: a watch started again goes
                       on where it stopped
-  --profile NAME      credentials from section [NAME] of the profile file
 ]]
 
 M.HELP["po report"] = [[
@@ -70,74 +70,7 @@ read-only) and prints its rows. examples/month_end_by_supplier.sql is one.
 
 -- ---- shared helpers ------------------------------------------------------------
 
-local function usage_error(message, topic)
-  error({ kind = "usage", message = message, topic = topic, cli = true }, 0)
-end
-
--- Flags of one verb: spec maps a name to "value" or "flag".
-local function parse_flags(args, spec, topic)
-  local opts, pos = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a:sub(1, 2) == "--" and #a > 2 then
-      local name, value = a:match("^%-%-([^=]+)=(.*)$")
-      name = name or a:sub(3)
-      local kind = spec[name]
-      if not kind then usage_error(("unknown flag --%s"):format(name), topic) end
-      if opts[name] ~= nil then usage_error(("--%s given twice"):format(name), topic) end
-      if kind == "flag" then
-        if value then usage_error(("--%s takes no value"):format(name), topic) end
-        opts[name] = true
-      else
-        if not value then
-          i = i + 1
-          value = args[i]
-          if value == nil then usage_error(("--%s needs a value"):format(name), topic) end
-        end
-        opts[name] = value
-      end
-    elseif a:sub(1, 1) == "-" and #a > 1 then
-      usage_error(("unknown flag %s"):format(a), topic)
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  return opts, pos
-end
-
-local function check_date(value, flag, topic)
-  if value:match("^%d%d%d%d%-%d%d%-%d%d$") or value:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d") then
-    if core.parse_date(value) then return value end
-  end
-  usage_error(("%s: expected a date YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SS), got %q"):format(flag, value), topic)
-end
-
-local function make_client(ctx)
-  local unleashed = require "unleashed"
-  return unleashed.new(profile.resolve(ctx.profile, ctx.getenv))
-end
-
-local function progress_bar(out)
-  local p = { shown = false }
-  function p.update(done, total)
-    if not total or total < 2 then return end
-    local width = 30
-    local filled = math.floor(width * math.min(done, total) / total + 0.5)
-    out:write(("\r[%s%s] %d/%d pages"):format(("#"):rep(filled), ("."):rep(width - filled), done, total))
-    out:flush()
-    p.shown = true
-  end
-  function p.finish()
-    if p.shown then
-      out:write("\r" .. (" "):rep(50) .. "\r")
-      out:flush()
-      p.shown = false
-    end
-  end
-  return p
-end
+local usage_error = flags.usage_error
 
 local function plural(n, word)
   return ("%d %s%s"):format(n, word, n == 1 and "" or "s")
@@ -158,25 +91,17 @@ end
 
 local function sync(ctx, args)
   local topic = "po sync"
-  local opts, pos = parse_flags(args, { db = "value", since = "value", full = "flag", costs = "flag",
-    ["page-size"] = "value", profile = "value", help = "flag" }, topic)
+  local opts, pos = flags.parse(args, { db = "value", since = "value", full = "flag", costs = "flag",
+    ["page-size"] = "value" }, topic)
   if opts.help then return ctx.help(topic) end
   if #pos > 0 then usage_error(("unexpected argument %q"):format(pos[1]), topic) end
   if not opts.db or opts.db == "" then usage_error("--db FILE is required", topic) end
-  if opts.since then check_date(opts.since, "--since", topic) end
+  if opts.since then flags.date(opts.since, "since", topic, true) end
   if opts.since and opts.full then usage_error("--since and --full: give one or the other", topic) end
-  local page_size
-  if opts["page-size"] then
-    page_size = opts["page-size"]:match("^%d+$") and math.tointeger(tonumber(opts["page-size"]))
-    if not page_size or page_size < 1 or page_size > 1000 then
-      usage_error(("--page-size: expected an integer from 1 to 1000, got %q"):format(opts["page-size"]),
-        topic)
-    end
-  end
-  ctx.profile = opts.profile or ctx.profile
-  local client = make_client(ctx)
+  local page_size = opts["page-size"] and flags.integer(opts["page-size"], "page-size", 1, 1000, topic)
+  local client = connect.client(ctx, opts, topic)
   local mirror = require "unleashed.mirror"
-  local bar = ctx.stderr_is_tty() and progress_bar(ctx.stderr) or nil
+  local bar = ctx.stderr_is_tty() and progress.new(ctx.stderr, { width = ctx.terminal_width }) or nil
   local result
   local ok, err = pcall(function()
     local m <close> = mirror.open(opts.db)
@@ -201,7 +126,7 @@ end
 
 local function report(ctx, args)
   local topic = "po report"
-  local opts, pos = parse_flags(args, { db = "value", format = "value", help = "flag" }, topic)
+  local opts, pos = flags.parse(args, { db = "value", format = "value", help = "flag" }, topic, false)
   if opts.help then return ctx.help(topic) end
   if not opts.db or opts.db == "" then usage_error("--db FILE is required", topic) end
   if #pos == 0 then usage_error("missing QUERY.sql", topic) end
@@ -330,15 +255,12 @@ local FATAL = { auth = true, validation = true, quota = true, usage = true }
 
 local function watch(ctx, args)
   local topic = "po watch"
-  local opts, pos = parse_flags(args, { every = "value", run = "value", since = "value",
-    checkpoint = "value", profile = "value", help = "flag" }, topic)
+  local opts, pos = flags.parse(args, { every = "value", run = "value", since = "value",
+    checkpoint = "value" }, topic)
   if opts.help then return ctx.help(topic) end
   if #pos > 0 then usage_error(("unexpected argument %q"):format(pos[1]), topic) end
-  local every = tonumber(opts.every or "")
   if not opts.every then usage_error("--every SECONDS is required", topic) end
-  if not every or every ~= every or every < 0.1 or every > 86400 then
-    usage_error(("--every: expected a number of seconds from 0.1 to 86400, got %q"):format(opts.every), topic)
-  end
+  local every = flags.number(opts.every, "every", 0.1, 86400, topic, "a number of seconds from 0.1 to 86400")
   if not opts.run then usage_error("--run SCRIPT.lua is required", topic) end
   local script = opts.run
   local chunk_text = read_text(script)
@@ -348,10 +270,9 @@ local function watch(ctx, args)
     ctx.stderr:write("unleashed: ", lerr, "\n")
     return 1
   end
-  if opts.since then check_date(opts.since, "--since", topic) end
-  ctx.profile = opts.profile or ctx.profile
+  if opts.since then flags.date(opts.since, "since", topic, true) end
   local unleashed = require "unleashed"
-  local client = make_client(ctx)
+  local client = connect.client(ctx, opts, topic)
   local checkpoint = opts.checkpoint and read_text(opts.checkpoint)
   checkpoint = checkpoint and checkpoint:match("^%s*(.-)%s*$")
   if checkpoint == "" then checkpoint = nil end
