@@ -68,10 +68,11 @@ local ACTIONS = {
   Costed = { "comment", "complete" },
 }
 
--- Changes one random order; true when the API took the change.
+-- Changes one random order: true when the API took the change, false when
+-- it refused it, nil when no order it drew could take one.
 function Ticker:touch_one()
   local orders = self.app.orders
-  if #orders == 0 then return false end
+  if #orders == 0 then return nil end
   local random = self.random
   for _ = 1, 8 do       -- Complete and Deleted orders take no change: look again
     local o = orders[1 + math.floor(random() * #orders)]
@@ -139,7 +140,7 @@ function Ticker:touch_one()
       return resp.status >= 200 and resp.status < 300
     end
   end
-  return false
+  return nil
 end
 
 --- ticker:catch_up(now): makes the changes due by `now` (monotonic seconds);
@@ -159,10 +160,11 @@ function Ticker:catch_up(now)
   local ok = 0
   for _ = 1, due do
     self.due_done = self.due_done + 1
-    if self:touch_one() then
+    local took = self:touch_one()
+    if took then
       ok = ok + 1
       self.touched = self.touched + 1
-    else
+    elseif took == false then
       self.failed = self.failed + 1
     end
   end
