@@ -72,3 +72,5 @@ clean:
 # fuzzing) keep them beside their code.
 -include bench/bench.mk
 -include examples/host/host.mk
+-include sqlite/sqlite.mk
+-include bench/sync.mk

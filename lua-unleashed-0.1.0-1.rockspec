@@ -24,6 +24,7 @@ external_dependencies = {
   CURL = { header = "curl/curl.h", library = "curl" },
   CRYPTO = { header = "openssl/hmac.h", library = "crypto" },
   MICROHTTPD = { header = "microhttpd.h", library = "microhttpd" },
+  SQLITE = { header = "sqlite3.h", library = "sqlite3" },           -- Debian: libsqlite3-dev
 }
 build = {
   type = "builtin",
@@ -31,6 +32,7 @@ build = {
     -- BEGIN modules (spec/rockspec_spec.lua checks this list against src/, sandbox/ and lua/)
     ["unleashed.core"] = {
       sources = { "src/client.c",
+                  "src/clock.c",
                   "src/codec.c",
                   "src/core.c",
                   "src/dates.c",
@@ -49,8 +51,15 @@ build = {
       incdirs = { "src", "$(MICROHTTPD_INCDIR)" },
       libdirs = { "$(MICROHTTPD_LIBDIR)" },
     },
+    ["unleashed.sqlite"] = {
+      sources = { "sqlite/sqlite.c" },
+      libraries = { "sqlite3" },
+      incdirs = { "src", "$(SQLITE_INCDIR)" },
+      libdirs = { "$(SQLITE_LIBDIR)" },
+    },
     ["unleashed"] = "lua/unleashed.lua",
     ["unleashed.arithmetic"] = "lua/unleashed/arithmetic.lua",
+    ["unleashed.changes"] = "lua/unleashed/changes.lua",
     ["unleashed.cli"] = "lua/unleashed/cli.lua",
     ["unleashed.cli.connect"] = "lua/unleashed/cli/connect.lua",
     ["unleashed.cli.csv"] = "lua/unleashed/cli/csv.lua",
@@ -63,6 +72,7 @@ build = {
     ["unleashed.cli.profile"] = "lua/unleashed/cli/profile.lua",
     ["unleashed.cli.progress"] = "lua/unleashed/cli/progress.lua",
     ["unleashed.cli.run"] = "lua/unleashed/cli/run.lua",
+    ["unleashed.cli.sync"] = "lua/unleashed/cli/sync.lua",
     ["unleashed.client"] = "lua/unleashed/client.lua",
     ["unleashed.dates"] = "lua/unleashed/dates.lua",
     ["unleashed.decimal"] = "lua/unleashed/decimal.lua",
@@ -70,6 +80,7 @@ build = {
     ["unleashed.filters"] = "lua/unleashed/filters.lua",
     ["unleashed.guid"] = "lua/unleashed/guid.lua",
     ["unleashed.json"] = "lua/unleashed/json.lua",
+    ["unleashed.mirror"] = "lua/unleashed/mirror.lua",
     ["unleashed.purchase_orders"] = "lua/unleashed/purchase_orders.lua",
     ["unleashed.sandbox.data"] = "lua/unleashed/sandbox/data.lua",
     ["unleashed.sandbox"] = "lua/unleashed/sandbox/init.lua",
@@ -77,6 +88,7 @@ build = {
     ["unleashed.sandbox.listing"] = "lua/unleashed/sandbox/listing.lua",
     ["unleashed.sandbox.orders"] = "lua/unleashed/sandbox/orders.lua",
     ["unleashed.sandbox.server"] = "lua/unleashed/sandbox/server.lua",
+    ["unleashed.sandbox.ticker"] = "lua/unleashed/sandbox/ticker.lua",
     ["unleashed.sandbox.validate"] = "lua/unleashed/sandbox/validate.lua",
     ["unleashed.validate"] = "lua/unleashed/validate.lua",
     -- END modules

@@ -39,6 +39,11 @@ describe("the rockspec", function()
                     sorted({ table.unpack(modules["unleashed.sandbox.httpd"].sources) }))
   end)
 
+  it("builds the mirror's SQLite binding from every C file in sqlite/", function()
+    assert.are.same(lines_of("cd " .. root .. " && ls sqlite/*.c"),
+                    sorted({ table.unpack(modules["unleashed.sqlite"].sources) }))
+  end)
+
   it("installs every Lua module under lua/ under its module name", function()
     local want = {}
     for _, file in ipairs(lines_of("cd " .. root .. "/lua && find . -name '*.lua'")) do

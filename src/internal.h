@@ -45,5 +45,6 @@ int unl_parse_retry_after(const char *s, size_t len, time_t now, double *seconds
 /* ---- module parts: each adds its functions to the table on top --------- */
 void unl_open_codec(lua_State *L);   /* encode_query, normalize, date helpers */
 void unl_open_client(lua_State *L);  /* new_client, Client and Pager types */
+void unl_open_clock(lua_State *L);   /* now_ms, block_signals, unblock_signals, wait_signal */
 
 #endif

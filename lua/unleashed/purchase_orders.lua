@@ -112,6 +112,13 @@ function Resource:list(f, opts)
   return out
 end
 
+--- purchase_orders:changes{ since = CHECKPOINT, ...filters }, opts -> a change
+-- feed (unleashed.changes): the orders created or changed since the
+-- checkpoint, then feed.checkpoint for the next round.
+function Resource:changes(spec, opts)
+  return require("unleashed.changes").new(self, self:_wrap(), spec, opts)
+end
+
 --- purchase_orders:page(n, filters) -> { items = {...}, pagination = {...} }
 -- filters may carry pageSize (default: the client's page_size).
 function Resource:page(n, f)

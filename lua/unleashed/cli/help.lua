@@ -45,6 +45,9 @@ commands:
   po receipt    receipt a purchase order
   po complete   complete a purchase order
   po delete     delete a purchase order (before its receipt)
+  po sync       mirror the purchase orders into a SQLite file
+  po watch      run a script for each changed purchase order
+  po report     print an SQL report over the mirror
   run           run a workflow script with a ready client
   sandbox       start the local sandbox of the API
   help          this help, or a command's: unleashed help po list
@@ -80,6 +83,9 @@ subcommands:
   receipt ORDER
   complete ORDER
   delete ORDER
+  sync --db FILE.sqlite [--since DATE] [--full] [--costs] [--page-size N]
+  watch --every SECONDS --run SCRIPT.lua [--since DATE] [--checkpoint FILE]
+  report --db FILE.sqlite QUERY.sql [--format table|csv|json]
 
 ]=] .. REF_HELP .. "\n`unleashed po SUBCOMMAND --help` for each.\n\n" .. EXIT_HELP .. "\n"
 
@@ -283,5 +289,11 @@ usage: unleashed help [COMMAND]
 Prints the help of the command (po list, po get, run, ...), or this
 program's. An unknown command is a usage error (exit 2).
 ]=]
+
+-- po sync, po watch, po report: their texts come with them (unleashed.cli.sync).
+for topic, text in pairs(require("unleashed.cli.sync").HELP) do
+  local common = topic == "po report" and "" or ("\n" .. COMMON_HELP .. "\n")
+  H[topic] = text .. common .. "\n" .. EXIT_HELP .. "\n"
+end
 
 return H

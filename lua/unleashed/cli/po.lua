@@ -417,8 +417,13 @@ local SUBCOMMANDS = {
   delete = function(ctx, args) return M.action(ctx, args, "delete") end,
   receipt = function(ctx, args) return M.action(ctx, args, "receipt") end,
   complete = function(ctx, args) return M.action(ctx, args, "complete") end,
+  -- the mirror and the change feed (unleashed.cli.sync)
+  sync = function(ctx, args) return require("unleashed.cli.sync").main(ctx, "sync", args) end,
+  watch = function(ctx, args) return require("unleashed.cli.sync").main(ctx, "watch", args) end,
+  report = function(ctx, args) return require("unleashed.cli.sync").main(ctx, "report", args) end,
 }
-M.NAMES = { "list", "get", "create", "update", "place", "add-line", "costs", "receipt", "complete", "delete" }
+M.NAMES = { "list", "get", "create", "update", "place", "add-line", "costs", "receipt", "complete", "delete",
+            "sync", "watch", "report" }
 
 function M.main(ctx, args)
   local sub = args[1]

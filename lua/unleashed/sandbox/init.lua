@@ -16,7 +16,7 @@ local listing = require "unleashed.sandbox.listing"
 
 local M = {}
 
-local fmt, floor = string.format, math.floor
+local fmt = string.format
 local concat = table.concat
 
 M.USER = "sandbox@unleashed.local"
@@ -27,11 +27,13 @@ local App = {}
 App.__index = App
 
 -- ---- construction -----------------------------------------------------------
+-- The wall clock to the millisecond, stamped on every change as
+-- LastModifiedOn; it never goes back.
 local function default_clock()
   local last = 0
   return function()
-    local t = os.time() * 1000 + floor(os.clock() * 1000) % 1000
-    if t < last then t = last end        -- never goes backwards
+    local t = core.now_ms()
+    if t < last then t = last end
     last = t
     return t
   end
@@ -182,6 +184,13 @@ end
 
 -- ---- order encoding with a per-order cache --------------------------------------
 function App:_changed(order)
+  -- Two changes of one order never share a LastModifiedOn (a change feed
+  -- tells versions apart by it): a second change within the millisecond of
+  -- the one before is stamped a millisecond later.
+  self.stamps = self.stamps or {}
+  local before = self.stamps[order.Guid]
+  if before and order.LastModifiedOn <= before then order.LastModifiedOn = before + 1 end
+  self.stamps[order.Guid] = order.LastModifiedOn
   order.changed = true
   self.changes = self.changes + 1
   for _, c in ipairs(self.cache) do c[order.Guid] = nil end

@@ -35,6 +35,7 @@ until SIGINT or SIGTERM.
   --tls-cert FILE       serve HTTPS with this PEM certificate (with --tls-key)
   --tls-key FILE        the certificate's PEM private key
   --admin               GET /_sandbox/stats, POST /_sandbox/reset (no signature)
+  --touch-rate N        change N random purchase orders a second (the change ticker)
   --log                 one line per request on stderr
   --help                this text
 ]]
@@ -95,6 +96,7 @@ local FLAGS = {
   ["tls-cert"] = { "tls_cert", non_empty },
   ["tls-key"] = { "tls_key", non_empty },
   admin = { "admin" },
+  ["touch-rate"] = { "touch_rate", number_in(0, 10000, "must be a number of changes a second in 0..10000") },
   log = { "log" },
   help = { "help" },
 }
@@ -280,6 +282,12 @@ function M.new(opts, app)
     window_next = 1,
     state_suffix = ("%02x"):rep(4):format(urandom(4):byte(1, 4)),
   }, Server)
+  -- The change ticker (unleashed.sandbox.ticker): on with --touch-rate, and
+  -- ready for POST /_sandbox/touch with --admin.
+  if (opts.touch_rate or 0) > 0 or opts.admin then
+    self.ticker = require("unleashed.sandbox.ticker").new(app, { touch_rate = opts.touch_rate,
+      seed = opts.seed, api_id = opts.api_id, api_key = opts.api_key, now = httpd.now() })
+  end
   return self
 end
 
@@ -297,6 +305,8 @@ function Server:admin(req)
     end
     self.calls, self.total = {}, 0
     return json_answer(200, { Total = 0, Calls = {} })
+  elseif req.path == "/_sandbox/touch" and self.ticker then
+    return json_answer(self.ticker:admin(req, httpd.now()))
   end
   return describe(404, "No sandbox endpoint " .. req.path)
 end
@@ -363,6 +373,12 @@ end
 --- The handler for httpd's run: one request in, one response out.
 function Server:handle(req)
   local opts = self.opts
+  if self.ticker and self.ticker:catch_up(httpd.now()) > 0 then
+    local saved, err = self:save_state()
+    if not saved then
+      io.stderr:write(("unleashed-sandbox: cannot write --state %s: %s\n"):format(opts.state, err))
+    end
+  end
   if opts.admin and req.path:sub(1, 10) == "/_sandbox/" then
     return self:admin(req)
   end
