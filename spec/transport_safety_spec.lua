@@ -12,8 +12,8 @@ local sandbox = require "support.sandbox"
 local quote = sandbox.quote
 
 local PAGE = '{"Pagination":{"NumberOfItems":0,"PageSize":200,"PageNumber":1,"NumberOfPages":1},"Items":[]}'
-local PROXY_SCRIPT = ([[return { responses = { { status = 200, headers = { ["Content-Type"] = "application/json" },
-                                             body = %q } } }]]):format(PAGE)
+local PROXY_SCRIPT = ([[return { responses = { {
+  status = 200, headers = { ["Content-Type"] = "application/json" }, body = %q } } }]]):format(PAGE)
 
 local function capture(cmd)
   local p = assert(io.popen(cmd, "r"))
@@ -65,7 +65,8 @@ describe("proxies", function()
   it("named by http_proxy, HTTPS_PROXY, ALL_PROXY and the others receive nothing", function()
     local closed = stub.free_port()   -- nothing listens: a direct request cannot connect
     local env = {}
-    for _, name in ipairs{ "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY" } do
+    for _, name in ipairs{ "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                           "ALL_PROXY" } do
       env[#env + 1] = name .. "=" .. quote(proxy.url)
     end
     for _, scheme in ipairs{ "http", "https" } do
@@ -133,13 +134,15 @@ describe("base_url", function()
     { "", "must not be empty" },
   }
 
-  it("is parsed with libcurl's URL parser at unleashed.new: bad ones fail naming base_url and the rule", function()
+  it("is parsed with libcurl's URL parser at unleashed.new: a bad one fails naming base_url and the rule",
+     function()
     for _, case in ipairs(BAD) do
       local err = refusal{ api_id = "id", api_key = "key", base_url = case[1] }
       assert.truthy(err, "accepted " .. case[1])
       assert.are.equal(1, #err.details, case[1])
       assert.are.equal("base_url", err.details[1].field, case[1])
-      assert.truthy(err.details[1].message:find(case[2], 1, true), case[1] .. ": " .. err.details[1].message)
+      local message = err.details[1].message
+      assert.truthy(message:find(case[2], 1, true), case[1] .. ": " .. message)
       assert.is_nil(tostring(err):find("s3cretpw", 1, true))
     end
   end)
