@@ -19,10 +19,15 @@
  * request gets 503 before its body is read.
  *
  * The clock thread also closes connections whose request headers do not
- * arrive in time: HEADER_TIMEOUT seconds from the connection's start (or from
- * the request line of a later request on a kept-alive connection), and
- * IDLE_TIMEOUT seconds after the last answer on a kept-alive one. It shuts
- * the socket down; the polling thread then sees the end and closes it.
+ * arrive in time: HEADER_TIMEOUT seconds from the first byte of a request
+ * (the kernel's count of bytes received, TCP_INFO, tells when it came, so a
+ * client busy before it sends anything is not cut short), and IDLE_TIMEOUT
+ * seconds after the connection's start or its last answer when no request
+ * has begun. Over TLS the first request's bytes cannot be told from the
+ * handshake's, which a slow client (one under valgrind, say) may need
+ * seconds of CPU for: there the first request's deadline runs from its
+ * request line. The clock shuts the socket down; the polling thread then
+ * sees the end and closes it.
  *
  * SIGINT and SIGTERM are blocked from new() on (the daemon's and the clock's
  * threads inherit the mask, so no signal lands on them) and read by run()
@@ -37,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stddef.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -44,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/tcp.h>             /* struct tcp_info with tcpi_bytes_received (Linux 4.1+) */
 #include <microhttpd.h>
 #include <lauxlib.h>
 
@@ -54,8 +61,8 @@
 #define MAX_BODY (16u * 1024u * 1024u)     /* larger request bodies get 413 */
 #define BODY_BUDGET (64u * 1024u * 1024u)  /* bodies in flight past this get 503 */
 #define MAX_DELAY_MS 600000.0              /* a response is held ten minutes at most */
-#define HEADER_TIMEOUT 5.0                 /* seconds for a request's headers to arrive */
-#define IDLE_TIMEOUT 60.0                  /* seconds a kept-alive connection may wait for a request */
+#define HEADER_TIMEOUT 5.0                 /* seconds from a request's first byte to its last header */
+#define IDLE_TIMEOUT 60.0                  /* seconds a connection may stay silent between requests */
 #define POLL_THREADS 2u                    /* libmicrohttpd's polling threads */
 #define MAX_CONNECTIONS 4096u              /* lowered to fit the process's file limit */
 #define CLOCK_TICK 0.25                    /* seconds between two looks at the deadlines */
@@ -86,18 +93,23 @@ static struct timespec to_timespec(double t)
 
 /* ---- connections and requests -------------------------------------------- */
 
-/* What the clock thread knows of a connection: its socket and the moment by
- * which the request it waits for must have its headers. Guarded by the
- * server lock; freed when libmicrohttpd says the connection closed (before
- * it closes the socket, so a shutdown under the lock never hits a reused
- * descriptor). */
-enum { CONN_HEAD, CONN_BUSY, CONN_IDLE };
+/* What the clock thread knows of a connection: its socket, what it waits
+ * for and by when. Guarded by the server lock; freed when libmicrohttpd says
+ * the connection closed (before it closes the socket, so a shutdown or a
+ * TCP_INFO look under the lock never hits a reused descriptor). */
+enum {
+    CONN_SILENT,   /* no byte of the next request yet (new, or kept alive): IDLE_TIMEOUT */
+    CONN_HEAD,     /* a request has begun: its headers are due within HEADER_TIMEOUT */
+    CONN_BUSY      /* headers in: the request is read, handled or answered; no deadline */
+};
 typedef struct conn {
     struct conn *prev, *next;
     int fd;
     int phase;
     int shut;
-    double deadline;                   /* CONN_HEAD and CONN_IDLE only */
+    double deadline;                   /* CONN_SILENT and CONN_HEAD */
+    uint64_t seen;                     /* bytes received when it fell silent */
+    int fresh;                         /* no request answered yet */
 } conn;
 
 /* A header as the connection holds it: pointers into the connection's memory
@@ -157,7 +169,7 @@ typedef struct {
     int closing;                       /* under lock: close() has begun */
     int inflight;                      /* under lock: requests handed to run() and not yet completed */
     size_t body_reserved;              /* under lock: the body budget in use */
-    int has_check;                     /* run() was given a check function (set before serving) */
+    int tls;                           /* serving HTTPS */
     pthread_cond_t changed;            /* broadcast when inflight drops to 0 */
     int changed_ready;
     pthread_cond_t tick;               /* wakes the clock thread */
@@ -259,6 +271,19 @@ static void req_set_message(req *r, unsigned status, const char *msg, int retry)
 
 /* ---- connection deadlines (polling threads) -------------------------------- */
 
+/* Bytes the kernel has received on the socket so far; -1 when it cannot say. */
+static int bytes_received(int fd, uint64_t *n)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0
+        || len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+        return -1;
+    *n = ti.tcpi_bytes_received;
+    return 0;
+}
+
 static conn *conn_of(struct MHD_Connection *con)
 {
     const union MHD_ConnectionInfo *info =
@@ -283,8 +308,9 @@ static void on_connection(void *cls, struct MHD_Connection *con, void **socket_c
         if (c == NULL)
             return;
         c->fd = info->connect_fd;
-        c->phase = CONN_HEAD;
-        c->deadline = now_s() + HEADER_TIMEOUT;
+        c->fresh = 1;
+        c->phase = CONN_SILENT;
+        c->deadline = now_s() + IDLE_TIMEOUT;
         pthread_mutex_lock(&s->lock);
         c->next = s->conns;
         if (s->conns)
@@ -309,23 +335,29 @@ static void on_connection(void *cls, struct MHD_Connection *con, void **socket_c
     *socket_context = NULL;
 }
 
-/* A request line arrived (on_uri), its headers arrived (CONN_BUSY), or its
- * answer went out (CONN_IDLE). */
+/* A request line arrived (CONN_HEAD), its headers arrived (CONN_BUSY), or
+ * its answer went out (CONN_SILENT). */
 static void conn_phase(server *s, struct MHD_Connection *con, int phase)
 {
     conn *c = conn_of(con);
+    uint64_t seen = 0;
     if (c == NULL)
         return;
+    if (phase == CONN_SILENT && bytes_received(c->fd, &seen) != 0)
+        seen = 0;
     pthread_mutex_lock(&s->lock);
     if (phase == CONN_HEAD) {
-        /* The first request keeps the deadline counted from the connection's start. */
-        if (c->phase == CONN_IDLE) {
+        /* A deadline the clock set at the request's first byte stays. */
+        if (c->phase == CONN_SILENT) {
             c->phase = CONN_HEAD;
             c->deadline = now_s() + HEADER_TIMEOUT;
         }
     } else {
         c->phase = phase;
-        c->deadline = phase == CONN_IDLE ? now_s() + IDLE_TIMEOUT : 0;
+        c->seen = seen;
+        if (phase == CONN_SILENT)
+            c->fresh = 0;
+        c->deadline = phase == CONN_SILENT ? now_s() + IDLE_TIMEOUT : 0;
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -385,7 +417,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **ctx,
             pthread_mutex_unlock(&s->lock);
         }
     }
-    conn_phase(s, con, CONN_IDLE);
+    conn_phase(s, con, CONN_SILENT);
     req_free(r);
     *ctx = NULL;
 }
@@ -621,7 +653,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 {
     server *s = cls;
     req *r = *ctx;
-    int chunked, too_large, check;
+    int chunked, too_large;
     size_t declared;
     (void)url;
     (void)version;
@@ -639,10 +671,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
             req_set_message(r, MHD_HTTP_CONTENT_TOO_LARGE, too_large_msg, 0);
             return send_answer(con, r);
         }
-        pthread_mutex_lock(&s->lock);
-        check = s->has_check;
-        pthread_mutex_unlock(&s->lock);
-        if (check && (declared > 0 || chunked))
+        /* Shown to run() whether or not it has a check function: one that
+         * arrives before run() starts waits for it, and its check. */
+        if (declared > 0 || chunked)
             return submit(s, con, r, ST_CHECKING);
         return admit(s, con, r, declared);
     case ST_CHECKING:                  /* called again after the check */
@@ -737,11 +768,21 @@ static void *clock_main(void *arg)
             }
         }
         /* Under the lock: the connection cannot have closed its socket yet. */
-        for (c = s->conns; c != NULL; c = c->next)
-            if (!c->shut && c->phase != CONN_BUSY && c->deadline <= now) {
+        for (c = s->conns; c != NULL; c = c->next) {
+            uint64_t got;
+            if (c->shut || c->phase == CONN_BUSY)
+                continue;
+            /* The first byte of a request starts its header deadline. */
+            if (c->phase == CONN_SILENT && !(s->tls && c->fresh) && bytes_received(c->fd, &got) == 0
+                && got > c->seen) {
+                c->phase = CONN_HEAD;
+                c->deadline = now + HEADER_TIMEOUT;
+            }
+            if (c->deadline <= now) {
                 shutdown(c->fd, SHUT_RDWR);
                 c->shut = 1;
             }
+        }
         if (due != NULL) {
             pthread_mutex_unlock(&s->lock);
             resume_list(due);
@@ -1109,9 +1150,6 @@ static int srv_run(lua_State *L)
         restore_mask(s);
         return luaL_error(L, "httpd: signalfd: %s", strerror(errno));
     }
-    pthread_mutex_lock(&s->lock);
-    s->has_check = has_check;
-    pthread_mutex_unlock(&s->lock);
     s->running = 1;
     while (why == NULL) {
         struct pollfd fds[2];
@@ -1266,6 +1304,7 @@ static int l_new(lua_State *L)
         return luaL_error(L, "httpd.new: this libmicrohttpd was built without TLS");
     if (tls)
         flags |= MHD_USE_TLS;
+    s->tls = tls;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
 
     if (pthread_mutex_init(&s->lock, NULL) != 0)

@@ -353,7 +353,8 @@ describe("the sandbox under slow and idle connections", function()
     local sb = sandbox.start{ tls_cert = cert, tls_key = key }
     local stuck = {}
     for i = 1, 300 do stuck[i] = assert(socket.connect(sb.host, sb.port)) end
-    local c = client_for(sb, { ca_file = cert })
+    -- a client under valgrind needs seconds of CPU for its own side of a handshake
+    local c = client_for(sb, { ca_file = cert, timeout = 30, connect_timeout = 30 })
     assert.are.equal(1, #c:request("GET", "/Suppliers", { query = { pageSize = 1 } }).Items)
     c:close()
     for _, s in ipairs(stuck) do s:close() end
@@ -422,7 +423,41 @@ local function flood(sb, n, size, head)
   return taken
 end
 
+-- An httpd program that is slow to start serving: it listens, says so, and
+-- calls run (with a check that refuses requests marked X-Refuse) a second later.
+local LATE = [[
+local httpd = require "unleashed.sandbox.httpd"
+local socket = require "socket"
+local srv = httpd.new{ host = "127.0.0.1", port = 0 }
+io.write("listening on http://127.0.0.1:", srv:port(), "\n")
+io.stdout:flush()
+socket.sleep(1)
+srv:run(function(req) return { status = 200, body = "handled " .. #req.body } end,
+        function(req) if req.headers["x-refuse"] then return { status = 403, body = "refused" } end end)
+srv:close()
+]]
+
 describe("request bodies in the sandbox", function()
+  it("of requests whose headers arrive before run starts are shown to its check once it does", function()
+    local program = os.tmpname()
+    write_file(program, LATE)
+    local srv = sandbox.spawn({}, { program = { "lua5.4", program } })
+    local refused = assert(socket.connect(srv.host, srv.port))
+    assert(refused:send("POST /a HTTP/1.1\r\nHost: x\r\nX-Refuse: 1\r\nContent-Length: 1000000\r\n\r\n"))
+    local taken = assert(socket.connect(srv.host, srv.port))
+    assert(taken:send("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"))
+    -- no byte of the refused body sent
+    assert.are.equal("HTTP/1.1 403 Forbidden", status_line(refused))
+    refused:close()
+    taken:settimeout(5)
+    local all = taken:receive("*a")
+    taken:close()
+    assert.truthy(all:find("^HTTP/1.1 200") and all:find("handled 5$"), all)
+    srv:kill("TERM")
+    srv:wait()
+    os.remove(program)
+  end)
+
   it("of a call with a bad signature are not read: 403 as soon as the headers are in", function()
     local sb = sandbox.start{ admin = true }
     local c = assert(socket.connect(sb.host, sb.port))
