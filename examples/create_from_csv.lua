@@ -12,6 +12,7 @@
 -- finds the order it made the first time and creates nothing. Changing a
 -- supplier's lines in the file makes a new order for that supplier.
 local csv = require "unleashed.cli.csv"
+local format = require "unleashed.cli.format"
 
 local path = arg[1] or "examples/data/reorder.csv"
 local status = arg[2] or "Parked"
@@ -49,7 +50,7 @@ for n, row in ipairs(rows) do
     lines_of[code] = {}
     suppliers[#suppliers + 1] = code
   end
-  table.insert(lines_of[code], { product = row.ProductCode, qty = qty, price = price,
+  table.insert(lines_of[code], { product = row.ProductCode, qty = qty, price = price, record = n,
                                  text = row.ProductCode .. "\t" .. row.Quantity .. "\t" .. row.UnitPrice })
 end
 
@@ -79,6 +80,24 @@ local function name_guid(name)
   return ("%s-%s-%s-%s-%s"):format(h:sub(1, 8), h:sub(9, 12), h:sub(13, 16), h:sub(17, 20), h:sub(21, 32))
 end
 
+-- The account refused an order: name the CSV record and product of each line
+-- the refusal is about (the library numbers lines from 1, in the order sent).
+local function refused(err, code, lines)
+  if type(err) ~= "table" or type(err.details) ~= "table" then return err end
+  for _, d in ipairs(err.details) do
+    local i, rest = tostring(d.field or ""):match("^PurchaseOrderLines%[(%d+)%]%.?(.*)$")
+    local l = i and lines[tonumber(i)]
+    if l then
+      d.field = ("%s record %d (SupplierCode %s, ProductCode %s)%s"):format(path, l.record, code, l.product,
+        rest ~= "" and (" " .. rest) or "")
+    elseif d.field == nil or d.field == "" or d.field:match("^Supplier") then
+      local rest_field = d.field and d.field ~= "" and (" " .. d.field) or ""
+      d.field = ("%s SupplierCode %s%s"):format(path, code, rest_field)
+    end
+  end
+  return err
+end
+
 local created, existing = 0, 0
 for _, code in ipairs(suppliers) do
   local lines = lines_of[code]
@@ -89,7 +108,7 @@ for _, code in ipairs(suppliers) do
   local ok, found = pcall(client.purchase_orders.get, client.purchase_orders, guid)
   if ok then
     existing = existing + 1
-    print(("exists    %s  %-14s %d line%s  total %.2f  %s  (%s)"):format(found.OrderNumber, code,
+    print(("exists    %s  %s %d line%s  total %.2f  %s  (%s)"):format(found.OrderNumber, format.pad(code, 14),
       #found.PurchaseOrderLines, #found.PurchaseOrderLines == 1 and "" or "s", found.Total or 0,
       found.OrderStatus, guid))
   elseif type(found) == "table" and found.kind == "not_found" then
@@ -98,15 +117,16 @@ for _, code in ipairs(suppliers) do
       order_lines[i] = { LineNumber = i, Product = { ProductCode = l.product },
                          OrderQuantity = l.qty, UnitPrice = l.price }
     end
-    local po = client.purchase_orders:create {
+    local cok, po = pcall(client.purchase_orders.create, client.purchase_orders, {
       Guid = guid,
       Supplier = { SupplierCode = code },
       OrderStatus = status,
       Comments = "Reorder from " .. path:match("[^/]*$"),
       PurchaseOrderLines = order_lines,
-    }
+    })
+    if not cok then error(refused(po, code, lines), 0) end
     created = created + 1
-    print(("created   %s  %-14s %d line%s  total %.2f  %s  (%s)"):format(po.OrderNumber, code,
+    print(("created   %s  %s %d line%s  total %.2f  %s  (%s)"):format(po.OrderNumber, format.pad(code, 14),
       #po.PurchaseOrderLines, #po.PurchaseOrderLines == 1 and "" or "s", po.Total or 0,
       po.OrderStatus, guid))
   else

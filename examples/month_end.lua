@@ -38,18 +38,23 @@ for po in client.purchase_orders:each { startDate = first, endDate = next_first 
   end
 end
 
--- string.format pads by bytes; pad by characters so "MÜLLER" lines up.
-local function pad(s, width)
-  return s .. (" "):rep(math.max(0, width - (utf8.len(s) or #s)))
+-- string.format pads by bytes; pad by the columns a terminal gives the text
+-- so that "MÜLLER" lines up with "ACME".
+local format = require "unleashed.cli.format"
+local pad = format.pad
+
+-- A report line without the spaces a missing last column would leave.
+local function say(s)
+  print((s:gsub("%s+$", "")))
 end
 
 table.sort(keys)
 print(("purchase orders for %s: %d"):format(month, count))
-print(("%-16s %-10s %6s %12s %12s %12s  %s"):format("SUPPLIER", "STATUS", "ORDERS", "SUBTOTAL", "TAX",
-  "TOTAL", "CCY"))
+say(("%s %s %6s %12s %12s %12s  %s"):format(pad("SUPPLIER", 16), pad("STATUS", 10), "ORDERS", "SUBTOTAL",
+  "TAX", "TOTAL", "CCY"))
 for _, key in ipairs(keys) do
   local g = groups[key]
-  print(("%s %-10s %6d %12.2f %12.2f %12.2f  %s"):format(pad(g.supplier, 16), g.status, g.orders,
+  say(("%s %s %6d %12.2f %12.2f %12.2f  %s"):format(pad(g.supplier, 16), pad(g.status, 10), g.orders,
     g.sub, g.tax, g.total, g.currency))
 end
 
@@ -76,7 +81,7 @@ for _, po in ipairs(receipted) do
   end
   local landed = goods + extra
   landed_total = landed_total + landed
-  print(("%s  %s goods %10.2f  costs %9.2f  landed %10.2f  %s"):format(po.OrderNumber,
+  say(("%s  %s goods %10.2f  costs %9.2f  landed %10.2f  %s"):format(po.OrderNumber,
     pad(po.Supplier and po.Supplier.SupplierCode or "?", 16), goods, extra, landed,
     table.concat(names, ", ")))
 end

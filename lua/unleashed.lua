@@ -43,6 +43,22 @@ end
 --- Marks a table as a JSON array, so that it is sent as [] even when empty.
 M.array = json.array
 
+--- unleashed.json.encode(value) -> JSON text, as the library sends bodies:
+-- keys sorted, numbers without float noise, unleashed.null as null, and the
+-- API's collections (PurchaseOrderLines, SalesOrders, ...) and
+-- unleashed.array tables as [] even when empty, so an order read from the
+-- server encodes back to the same shapes. A value JSON cannot hold raises a
+-- validation error naming its path.
+M.json = {}
+function M.json.encode(value)
+  local text, problem = json.encode(value)
+  if not text then
+    Error.raise_validation("cannot encode as JSON",
+      { { field = problem.field or "value", message = problem.message } })
+  end
+  return text
+end
+
 --- unleashed.new(opts) -> client. See the README for the options.
 function M.new(opts)
   local checked, problems = validate.options(opts)
@@ -53,11 +69,12 @@ end
 local ENV = {
   api_id = "UNLEASHED_API_ID", api_key = "UNLEASHED_API_KEY",
   base_url = "UNLEASHED_BASE_URL", client_type = "UNLEASHED_CLIENT_TYPE",
+  default_purchase_tax = "UNLEASHED_DEFAULT_PURCHASE_TAX",
 }
 
 --- unleashed.from_env([opts]): credentials from UNLEASHED_API_ID,
--- UNLEASHED_API_KEY, UNLEASHED_BASE_URL, UNLEASHED_CLIENT_TYPE; opts adds
--- or overrides options.
+-- UNLEASHED_API_KEY, UNLEASHED_BASE_URL, UNLEASHED_CLIENT_TYPE and
+-- UNLEASHED_DEFAULT_PURCHASE_TAX; opts adds or overrides options.
 function M.from_env(opts, getenv)
   getenv = getenv or os.getenv
   local merged = {}
@@ -69,6 +86,7 @@ function M.from_env(opts, getenv)
     local v = getenv(var)
     if v ~= nil and v ~= "" then merged[k] = v end
   end
+  merged.default_purchase_tax = require("unleashed.cli.profile").tax_option(merged.default_purchase_tax)
   for k, v in pairs(opts or {}) do merged[k] = v end
   for _, k in ipairs{ "api_id", "api_key" } do
     if merged[k] == nil then
@@ -76,8 +94,32 @@ function M.from_env(opts, getenv)
                                   message = "is not set (the environment variable is required)" }
     end
   end
-  if #problems > 0 then Error.raise_validation("missing credentials", problems) end
+  -- Missing credentials are an auth failure, as the command reports them.
+  if #problems > 0 then error(Error.new("auth", "missing credentials", { details = problems }), 0) end
   return M.new(merged)
+end
+
+--- unleashed.from_profile([name], [opts]): credentials from section [name]
+-- (default: UNLEASHED_PROFILE, else "default") of the credentials file the
+-- `unleashed` command reads ($XDG_CONFIG_HOME/unleashed/credentials, by
+-- default ~/.config/unleashed/credentials), refused unless only its owner
+-- can read it. UNLEASHED_BASE_URL, UNLEASHED_CLIENT_TYPE and
+-- UNLEASHED_DEFAULT_PURCHASE_TAX fill what the section leaves out; opts adds
+-- or overrides options.
+function M.from_profile(name, opts, getenv)
+  getenv = getenv or os.getenv
+  if name ~= nil and (type(name) ~= "string" or name == "") then
+    Error.raise_validation("invalid profile", { { field = "name", message = "must be a non-empty string" } })
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    Error.raise_validation("invalid client options", { { field = "options", message = "must be a table" } })
+  end
+  local profile = require "unleashed.cli.profile"
+  local env_name = getenv("UNLEASHED_PROFILE")
+  if env_name == "" then env_name = nil end
+  local creds = profile.load(name or env_name or "default", getenv, client.DEFAULTS.client_type)
+  for k, v in pairs(opts or {}) do creds[k] = v end
+  return M.new(creds)
 end
 
 return M

@@ -179,10 +179,10 @@ describe("bad input", function()
       return client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
         PurchaseOrderLines = { line{ Guid = GUID_A }, line{ Guid = GUID_A:upper() } } } end,
       "PurchaseOrderLines[2].Guid", "used by another line" },
-    { "get with a braced Guid", function() return get("{" .. GUID_A .. "}") end, "guid",
+    { "get with a braced Guid", function() return get("{" .. GUID_A .. "}") end, "ref",
       "must be a GUID" },
-    { "get with a number", function() return get(42) end, "guid", "must be a GUID" },
-    { "get with a Guid and a newline", function() return get(GUID_A .. "\n") end, "guid",
+    { "get with a number", function() return get(42) end, "ref", "must be a GUID" },
+    { "get with a Guid and a newline", function() return get(GUID_A .. "\n") end, "ref",
       "must be a GUID" },
     { "get with an option of the wrong type", function() return get(GUID_A, { brief = 1 })
       end, "brief", "must be a boolean" },

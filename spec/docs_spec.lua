@@ -80,8 +80,8 @@ end
 
 -- Headings sorted into what they name. A `###` heading that fits no form is
 -- kept in `unknown`.
-local NAMED = { module = {}, error = {}, client_method = {}, client_field = {}, resource = {}, order = {},
-                core = {}, Client = {}, Pager = {}, command = {}, c = {}, unknown = {} }
+local NAMED = { module = {}, error = {}, json = {}, client_method = {}, client_field = {}, resource = {},
+                order = {}, core = {}, Client = {}, Pager = {}, command = {}, c = {}, unknown = {} }
 local function params_of(rest)
   if rest == "" then return nil end
   local inside = rest:match("^%((.*)%)$")
@@ -93,6 +93,7 @@ end
 do
   local forms = {
     { "^unleashed%.Error%.([%a_][%w_]*)(.*)$", "error" },
+    { "^unleashed%.json%.([%a_][%w_]*)(.*)$", "json" },
     { "^unleashed%.([%a_][%w_]*)(.*)$", "module" },
     { "^client%.purchase_orders:([%a_][%w_]*)(.*)$", "resource" },
     { "^client:([%a_][%w_]*)(.*)$", "client_method" },
@@ -101,7 +102,7 @@ do
     { "^core%.([%a_][%w_]*)(.*)$", "core" },
     { "^Client:([%a_][%w_]*)(.*)$", "Client" },
     { "^Pager:([%a_][%w_]*)(.*)$", "Pager" },
-    { "^unleashed ([%l][%l ]*)()$", "command" },
+    { "^unleashed ([%l][%l %-]*)()$", "command" },
     { "^(luaopen_[%w_]+)(%(L%))$", "c" },
     { "^([%u][%u_]+)()$", "c" },
   }
@@ -239,6 +240,11 @@ describe("docs/reference.md", function()
     assert_shapes(unleashed, NAMED.module, "unleashed")
   end)
 
+  it("documents every function of unleashed.json", function()
+    assert_same(public_names(unleashed.json), NAMED.json, "unleashed.json keys")
+    assert_shapes(unleashed.json, NAMED.json, "unleashed.json")
+  end)
+
   it("documents every function and field of unleashed.Error, and every kind", function()
     assert_same(public_names(unleashed.Error), NAMED.error, "unleashed.Error keys")
     assert_shapes(unleashed.Error, NAMED.error, "unleashed.Error")
@@ -274,7 +280,7 @@ describe("docs/reference.md", function()
       if row(text, name)[2]:find("required", 1, true) then
         local ok, err = pcall(unleashed.from_env, nil, function(n) if n ~= name then return vars[n] end end)
         assert.is_false(ok)
-        assert.are.equal("validation", err.kind)
+        assert.are.equal("auth", err.kind)
         assert.are.equal(name, err.details[1].field)
       end
     end
@@ -305,7 +311,7 @@ describe("docs/reference.md", function()
       set_of(row_names(text)), "listing options")
     assert_same(valid_list(c.each, c, "Suppliers", nil, { docs_unknown = 1 }), set_of(row_names(text)),
       "client:each options")
-    text = section("### client.purchase_orders:get(guid, opts)")
+    text = section("### client.purchase_orders:get(ref, opts)")
     local get_opts = valid_list(c.purchase_orders.get, c.purchase_orders, unleashed.guid(),
                                 { docs_unknown = true })
     for name in pairs(get_opts) do
@@ -356,19 +362,21 @@ describe("docs/reference.md", function()
     local block = main:match("\ncommands:\n(.-)\n\n")
     assert.is_truthy(block, "no commands: block in unleashed --help")
     for line in (block .. "\n"):gmatch("([^\n]*)\n") do
-      local name = line:match("^  (%l[%l ]-%l)%s%s")
+      local name = line:match("^  (%l[%l %-]-%l)%s%s")
       if name then commands[name] = true end
     end
     assert_same(commands, NAMED.command, "unleashed commands")
     local intro = section("## The `unleashed` command")
-    for flag in main:match("\noptions:\n(.-)\n\n"):gmatch("%-%-[%l%-]+") do
+    for flag in main:match("\noptions[^\n]*:\n(.-)\n\n"):gmatch("%-%-[%l%-]+") do
       assert.is_truthy(intro:find("`" .. flag, 1, true), "global option " .. flag .. " undocumented")
     end
     for name in pairs(commands) do
       local words = {}
       for w in name:gmatch("%S+") do words[#words + 1] = w end
       local help = unleashed_help(table.unpack(words))
-      local text = section("### unleashed " .. name)
+      -- a command's own section, and the options every command takes (the
+      -- table before the first command's heading)
+      local text = section("### unleashed " .. name) .. intro:match("^(.-)\n### ")
       -- `unleashed sandbox --help` adds the sandbox's own flags, documented with it
       if name == "sandbox" then text = text .. section("## The `unleashed-sandbox` command") end
       for flag in help:gmatch("%-%-[%l][%l%-]*") do

@@ -7,6 +7,11 @@ local read_all = files.read_all
 local unleashed = require "unleashed"
 
 local ROOT = os.getenv("UNLEASHED_ROOT") or "."
+
+-- One order line of the product every seed has.
+local function bolts(qty, price)
+  return { Product = { ProductCode = "BOLT M8 #10" }, OrderQuantity = qty, UnitPrice = price }
+end
 local quote = sandbox.quote
 
 -- Runs `bin/unleashed run examples/NAME ARGS` from the project's root with the
@@ -96,6 +101,14 @@ describe("examples", function()
 
   it("receipt_due.lua receipts the due Placed orders of one supplier, and only those", function()
     local due_by = "2025-06-30"
+    -- an ACME2 order due, which a prefix filter would take for ACME's, and an
+    -- ACME order due on the day itself ("2025-06-30T00:00:00.000Z")
+    for _, code in ipairs { "ACME2", "ACME" } do
+      client.purchase_orders:create {
+        Supplier = { SupplierCode = code }, OrderStatus = "Placed", DeliveryDate = due_by,
+        PurchaseOrderLines = { bolts(1, 1) },
+      }
+    end
     local due, later = {}, {}
     for po in client.purchase_orders:each { supplierCode = "ACME", orderStatus = "Placed" } do
       if po.Supplier.SupplierCode == "ACME" then
@@ -169,8 +182,17 @@ describe("examples", function()
           assert.equal(tostring(line.LineNumber), row.LineNumber)
           assert.equal(line.Product.ProductCode, row.ProductCode)
           assert.is_true(near(row.OrderQuantity, line.OrderQuantity))
+          assert.is_true(near(row.PurchaseUnitOrderQuantity, line.PurchaseUnitOrderQuantity))
+          assert.equal(line.UnitOfMeasure and line.UnitOfMeasure.Name or "", row.UnitOfMeasure)
           assert.is_true(math.abs(tonumber(row.UnitPrice) - line.UnitPrice) < 1e-9)
           assert.is_true(near(row.LineTotal, line.LineTotal))
+          -- quantities integral as integers, amounts at their places
+          for _, q in ipairs { row.OrderQuantity, row.PurchaseUnitOrderQuantity } do
+            assert.falsy(q:find("%.0*$"), q)
+            assert.falsy(q:find("e", 1, true), q)
+          end
+          assert.truthy(row.UnitPrice:match("^%d+%.%d%d%d%d+$"), row.UnitPrice)
+          assert.truthy(row.LineTotal:match("^%-?%d+%.%d%d+$"), row.LineTotal)
         else
           assert.equal("", row.ProductCode)
         end
@@ -248,6 +270,20 @@ describe("examples", function()
     end
   end)
 
+  it("create_from_csv.lua names the CSV record and product of a line the account refuses", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("SupplierCode,ProductCode,Quantity,UnitPrice\nACME,BOLT M8 #10,1,1\nACME,NO-SUCH-PRODUCT,2,1\n")
+    f:close()
+    sb:reset()
+    local r = run_example(sb, "create_from_csv.lua", { path })
+    os.remove(path)
+    assert.equal(4, r.code, r.stderr)
+    local where = path .. " record 2 (SupplierCode ACME, ProductCode NO-SUCH-PRODUCT)"
+    assert.truthy(r.stderr:find(where, 1, true), r.stderr)
+    for call in pairs(sb:stats().Calls) do assert.falsy(call:match("^POST"), call) end
+  end)
+
   it("create_from_csv.lua names the record and the rule for a bad quantity", function()
     local path = os.tmpname()
     local f = assert(io.open(path, "wb"))
@@ -282,6 +318,22 @@ describe("examples", function()
       groups[key] = g
     end
     local printed = lines_of(out)
+    -- no trailing spaces; columns line up by display width (MÜLLER, two bytes for Ü)
+    local status_at
+    for _, line in ipairs(printed) do
+      assert.falsy(line:find("%s$"), "trailing space: " .. line)
+      if line:find("^SUPPLIER ") then status_at = utf8.len(line:sub(1, line:find("STATUS", 1, true) - 1)) end
+    end
+    assert.is_number(status_at)
+    for _, g in pairs(groups) do
+      for _, line in ipairs(printed) do
+        local mine = line:sub(1, #g.supplier + 1) == g.supplier .. " "
+        if mine and line:find(" " .. g.status .. " ", 1, true) then
+          local at = line:find(" " .. g.status .. " ", #g.supplier, true) + 1
+          assert.equal(status_at, utf8.len(line:sub(1, at - 1)), line)
+        end
+      end
+    end
     for _, g in pairs(groups) do
       local found = false
       for _, line in ipairs(printed) do

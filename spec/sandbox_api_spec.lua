@@ -274,7 +274,7 @@ end)
 describe("sandbox order rendering", function()
   local app = new_app()
 
-  it("has every field of the seed's tables, dates as \\/Date(ms)\\/ and 4-place decimals", function()
+  it("has every field of the seed's tables, \\/Date(ms)\\/ dates and the recorded decimal places", function()
     local resp, body = get(app, "/PurchaseOrders", { { "pageSize", "1" } })
     local o = body.Items[1]
     for _, field in ipairs{ "BCSubTotal", "BCTaxTotal", "BCTotal", "CreatedBy", "CreatedOn", "Currency",
@@ -292,9 +292,12 @@ describe("sandbox order rendering", function()
     end
     assert.truthy(resp.body:find('"CreatedOn":"\\/Date%(%d+%)\\/"'))
     assert.truthy(resp.body:find('"SalesOrders":[]', 1, true))
-    assert.truthy(resp.body:find('"SubTotal":%-?%d+%.%d%d%d%d,'))
+    -- Places as the recorded orders write the same fields: totals 3, rates 6.
+    assert.truthy(resp.body:find('"SubTotal":%-?%d+%.%d%d%d,'))
+    assert.truthy(resp.body:find('"ExchangeRate":%d+%.%d%d%d%d%d%d,'))
+    assert.truthy(resp.body:find('"LineTotal":%d+%.%d%d%d%d%d%d%d%d,'))
     assert.truthy(resp.body:find('"ReceivedDate":null', 1, true))
-    assert.are.same({ "CurrencyCode", "Description", "Guid" }, (function()
+    assert.are.same({ "CurrencyCode", "Description", "Guid", "LastModifiedOn" }, (function()
       local k = {} for name in pairs(o.Currency) do k[#k + 1] = name end table.sort(k) return k end)())
     local line = o.PurchaseOrderLines[1]
     for _, field in ipairs{ "BCCostTotal", "BCLandedCost", "BCSubTotal", "BCUnitPrice", "DiscountedUnitPrice",
@@ -535,17 +538,24 @@ describe("sandbox reference data", function()
   end)
 
   it("has the currencies, taxes and warehouses a client expects", function()
-    local _, cur = get(app, "/Currencies")
+    local resp, cur = get(app, "/Currencies")
     local codes = {}
-    for _, c in ipairs(cur.Items) do codes[c.CurrencyCode] = c.ExchangeRate end
+    for _, c in ipairs(cur.Items) do codes[c.CurrencyCode] = c.DefaultBuyRate end
     assert.are.equal(1, codes.NZD)
     assert.is_true(codes.AUD and codes.USD and codes.GBP and codes.EUR and true)
+    assert.truthy(resp.body:find('"DefaultBuyRate":0.915000,', 1, true))
+    -- The Taxes page's shape: no default flag, NONE once for expenses and
+    -- once for revenue, G.S.T. at 0.150000.
     local _, taxes = get(app, "/Taxes")
-    local defaults = {}
-    for _, t in ipairs(taxes.Items) do if t.DefaultPurchaseTax then defaults[#defaults + 1] = t end end
-    assert.are.equal(1, #defaults)
-    assert.are.equal("G.S.T.", defaults[1].TaxCode)
-    assert.are.equal(0.15, defaults[1].TaxRate)
+    local nones = {}
+    for _, t in ipairs(taxes.Items) do
+      assert.is_nil(t.DefaultPurchaseTax)
+      if t.TaxCode == "NONE" then nones[#nones + 1] = t end
+    end
+    assert.are.equal(2, #nones)
+    assert.are_not.equal(nones[1].Guid, nones[2].Guid)
+    assert.are_not.equal(nones[1].CanApplyToExpenses, nones[2].CanApplyToExpenses)
+    assert.are_not.equal(nones[1].CanApplyToRevenue, nones[2].CanApplyToRevenue)
     local _, wh = get(app, "/Warehouses")
     assert.is_true(#wh.Items >= 3 and #wh.Items <= 5)
     assert.are.equal("MAIN", wh.Items[1].WarehouseCode)
@@ -564,23 +574,33 @@ describe("sandbox reference data", function()
       assert.is_table(codes[code], code)
     end
     assert.are.equal("EUR", codes["MÜLLER"].Currency.CurrencyCode)
-    assert.are.equal("IMPORT", codes["MÜLLER"].TaxCode)
+    assert.are.equal(true, codes["MÜLLER"].Taxable)
+    assert.are.equal(0.125, codes["MÜLLER"].TaxRate)
+    assert.are.equal(false, codes["SMITH & SONS"].Taxable)
+    assert.are.equal(cjson.null, codes["A+B TRADING"].TaxRate)
   end)
 
-  it("has products with base units, purchase units, batches, serials and purchase taxes", function()
+  it("has products with base units, batches, serials and purchase taxes; orders in purchase units", function()
     local _, prods = get(app, "/Products", { { "pageSize", "1000" } })
     assert.is_true(#prods.Items >= 50)
-    local batch, serial, taxed, multi = 0, 0, 0, 0
+    local batch, serial, taxed, untaxed, unset = 0, 0, 0, 0, 0
     for _, p in ipairs(prods.Items) do
       assert.is_string(p.UnitOfMeasure.Name)
-      assert.are.equal(p.UnitOfMeasure.Guid, p.PurchaseUnits[1].Guid)
-      assert.are.equal(1, p.PurchaseUnits[1].ConversionFactor)
       if p.IsBatchTracked then batch = batch + 1 end
       if p.IsSerialized then serial = serial + 1 end
-      if p.PurchaseTaxCode then taxed = taxed + 1 end
-      if #p.PurchaseUnits > 1 then multi = multi + 1 end
+      if type(p.XeroTaxRate) == "number" and p.XeroTaxRate > 0 then taxed = taxed + 1 end
+      if p.TaxablePurchase == false then untaxed = untaxed + 1 end
+      if p.XeroTaxCode == cjson.null and p.XeroTaxRate == cjson.null then unset = unset + 1 end
     end
-    assert.is_true(batch > 0 and serial > 0 and taxed > 0 and multi > 0)
+    assert.is_true(batch > 0 and serial > 0 and taxed > 0 and untaxed > 0 and unset > 0)
+    -- Purchase units are not a field of the recorded products; orders show them.
+    local multi = false
+    for _, o in ipairs(all_orders(app)) do
+      for _, l in ipairs(o.PurchaseOrderLines) do
+        if l.OrderQuantity ~= l.PurchaseUnitOrderQuantity then multi = true end
+      end
+    end
+    assert.is_true(multi)
   end)
 end)
 

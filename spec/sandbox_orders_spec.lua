@@ -33,30 +33,49 @@ local function new_app()
   return app, now
 end
 
--- Reference data read through the API, as a client would.
+-- Reference data read through the API, as a client would (purchase units,
+-- which no recorded product shows, from the app itself).
 local function reference(app)
   local r = { products = {}, suppliers = {}, taxes = {} }
   local _, p = call(app, "GET", "/Products", nil, "pageSize=1000")
+  local function untaxed(item)      -- no purchase tax of its own: the order's, supplier's or default applies
+    return item.XeroTaxCode == cjson.null and item.XeroTaxRate == cjson.null and item.TaxablePurchase ~= false
+  end
   for _, item in ipairs(p.Items) do
     r.products[#r.products + 1] = item
-    if item.PurchaseTaxCode == cjson.null and not item.IsBatchTracked and not item.IsSerialized then
+    local simple = not item.IsBatchTracked and not item.IsSerialized
+    if untaxed(item) and simple then
       r.plain = r.plain or item
-      if #item.PurchaseUnits > 1 then r.multi = r.multi or item end
+      if #app.ref.product_by_guid[item.Guid].purchase_units > 1 then r.multi = r.multi or item end
     end
-    if item.PurchaseTaxCode ~= cjson.null and not item.IsBatchTracked and not item.IsSerialized then
+    local own_rate = type(item.XeroTaxRate) == "number" and item.XeroTaxRate
+    if simple and own_rate and own_rate > 0 and own_rate ~= 0.15 then
       r.taxed = r.taxed or item
+    end
+    if simple and item.TaxablePurchase == false then r.exempt = r.exempt or item end
+    if simple and type(item.XeroTaxCode) == "string" and item.XeroTaxRate == cjson.null then
+      r.code_only = r.code_only or item
     end
     if item.IsBatchTracked then r.batch = r.batch or item end
     if item.IsSerialized then r.serial = r.serial or item end
   end
   local _, s = call(app, "GET", "/Suppliers", nil, "pageSize=1000")
   for _, item in ipairs(s.Items) do r.suppliers[item.SupplierCode] = item end
-  local _, t = call(app, "GET", "/Taxes")
+  local _, t = call(app, "GET", "/Taxes", nil, "canApplyToExpenses=true")
   for _, item in ipairs(t.Items) do
-    r.taxes[item.TaxCode] = item
-    if item.DefaultPurchaseTax then r.default_tax = item end
+    if not item.Obsolete then r.taxes[item.TaxCode] = r.taxes[item.TaxCode] or item end
   end
+  -- ACME's own rate: what a line of a plain product for ACME is taxed at.
+  r.acme_rate = r.suppliers.ACME.TaxRate
   return r
+end
+
+-- The rate the hierarchy gives a product's line before the order's tax.
+local function product_rate(ref, product, fallback)
+  if product.TaxablePurchase == false then return 0 end
+  if type(product.XeroTaxRate) == "number" then return product.XeroTaxRate end
+  if type(product.XeroTaxCode) == "string" then return ref.taxes[product.XeroTaxCode].TaxRate end
+  return fallback
 end
 
 -- A line that passes: LineTotal and LineTax computed as the server does.
@@ -82,7 +101,7 @@ end
 describe("sandbox order validation", function()
   local app = new_app()
   local ref = reference(app)
-  local rate = ref.default_tax.TaxRate
+  local rate = ref.acme_rate
 
   local function post(body)
     local g = guid()
@@ -97,7 +116,7 @@ describe("sandbox order validation", function()
 
   it("creates a valid order and returns it in full", function()
     local resp, o, g = post(good())
-    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(201, resp.status, resp.body)
     assert.are.equal(g, o.Guid)
     assert.are.equal("Placed", o.OrderStatus)
     assert.are.equal(2, #o.PurchaseOrderLines)
@@ -142,7 +161,7 @@ describe("sandbox order validation", function()
     body = good()
     body.Comments = ("x"):rep(1024)
     body.DeliveryCity = ("é"):rep(50)
-    assert.are.equal(200, (post(body)).status)
+    assert.are.equal(201, (post(body)).status)
   end)
 
   it("keeps DiscountRate between 0 and 1 on the order and its lines", function()
@@ -162,7 +181,7 @@ describe("sandbox order validation", function()
     local body = order_body("Parked", "ACME", { l })
     body.SubTotal, body.TaxTotal, body.Total = 10.001, round2(10 * rate), round2(10 + 10 * rate) + 0.002
     local resp, o = post(body)
-    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(201, resp.status, resp.body)
     assert.are.equal(1, o.PurchaseOrderLines[1].OrderQuantity)
     assert.are.equal(10, o.PurchaseOrderLines[1].UnitPrice)
     assert.are.equal(10, o.PurchaseOrderLines[1].LineTotal)
@@ -171,7 +190,7 @@ describe("sandbox order validation", function()
 
   it("takes Parked, Placed and Complete on POST, nothing else", function()
     for _, s in ipairs{ "Parked", "Placed", "Complete" } do
-      assert.are.equal(200, (post(good(s))).status, s)
+      assert.are.equal(201, (post(good(s))).status, s)
     end
     for _, s in ipairs{ "Costed", "Receipted", "Deleted", "Open" } do
       local resp, res = post(good(s))
@@ -186,7 +205,7 @@ describe("sandbox order validation", function()
     assert.are.equal(400, resp.status)
     assert.matches("at least one line", fields(res).PurchaseOrderLines)
     body.OrderStatus = "Parked"
-    assert.are.equal(200, (post(body)).status)
+    assert.are.equal(201, (post(body)).status)
   end)
 
   it("requires the supplier's currency", function()
@@ -196,7 +215,7 @@ describe("sandbox order validation", function()
     assert.are.equal(400, resp.status)
     assert.matches("supplier's currency", fields(res).Currency)
     body.Currency = { CurrencyCode = "NZD" }
-    assert.are.equal(200, (post(body)).status)
+    assert.are.equal(201, (post(body)).status)
     body.Currency = { CurrencyCode = "XYZ" }
     assert.are.equal(400, (post(body)).status)
   end)
@@ -210,35 +229,65 @@ describe("sandbox order validation", function()
                    fields(res)["PurchaseOrderLines[1].LineTotal"])
   end)
 
-  it("checks LineTax against the tax hierarchy: product, order, supplier, default", function()
-    -- Default purchase tax (ACME has none).
-    local wrong = order_body("Parked", "ACME", { line(1, ref.plain, 2, 10, 0) })
-    local resp, res = post(wrong)
-    assert.are.equal(400, resp.status)
-    assert.matches(ref.default_tax.TaxCode, fields(res)["PurchaseOrderLines[0].LineTax"], 1, true)
-    -- Supplier's tax.
+  it("taxes lines by the hierarchy: product, order, supplier, default", function()
+    -- The account's default purchase tax (G.S.T.) when the supplier has no
+    -- rate: INFO@SUPPLY has Taxable and TaxRate null. A LineTax that differs
+    -- is not refused: the stored order takes the hierarchy's tax, as the
+    -- recorded create shows the live server recomputing.
+    local wrong = order_body("Parked", "INFO@SUPPLY", { line(1, ref.plain, 2, 10, 0) })
+    local resp, stored = post(wrong)
+    assert.are.equal(201, resp.status, resp.body)
+    assert.are.equal("G.S.T.", stored.PurchaseOrderLines[1].LineTaxCode)
+    assert.are.equal(3, stored.PurchaseOrderLines[1].LineTax)
+    assert.are.equal(3, stored.TaxTotal)
+    assert.are.equal(23, stored.Total)
+    resp = post(order_body("Parked", "INFO@SUPPLY", { line(1, ref.plain, 2, 10, 0.15) }))
+    assert.are.equal(201, resp.status, resp.body)
+    -- The supplier's TaxRate.
     local muller = ref.suppliers["MÜLLER"]
-    local r = ref.taxes[muller.TaxCode].TaxRate
-    resp = post(order_body("Parked", "MÜLLER", { line(1, ref.plain, 2, 10, r) }))
-    assert.are.equal(200, resp.status, resp.body)
+    local o
+    resp, o = post(order_body("Parked", "MÜLLER", { line(1, ref.plain, 2, 10, muller.TaxRate) }))
+    assert.are.equal(201, resp.status, resp.body)
+    assert.are.equal("IMPORT", o.PurchaseOrderLines[1].LineTaxCode)
+    -- A supplier that is not Taxable: no tax, shown as the recorded orders
+    -- show NONE (the all-zero Guid, a null Description).
+    resp, o = post(order_body("Parked", "SMITH & SONS", { line(1, ref.plain, 2, 10, 0) }))
+    assert.are.equal(201, resp.status, resp.body)
+    assert.are.equal("NONE", o.PurchaseOrderLines[1].LineTaxCode)
+    assert.are.same({ TaxCode = "NONE", Description = cjson.null, TaxRate = 0, CanApplyToExpenses = false,
+                      CanApplyToRevenue = false, Obsolete = false,
+                      Guid = "00000000-0000-0000-0000-000000000000", LastModifiedOn = cjson.null }, o.Tax)
     -- The order's TaxCode beats the supplier's.
     local body = order_body("Parked", "MÜLLER", { line(1, ref.plain, 2, 10, 0) })
     body.TaxCode = "NoTax"
-    local o
     resp, o = post(body)
-    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(201, resp.status, resp.body)
     assert.are.equal("NoTax", o.TaxCode)
+    -- The order's G.S.T. is the current one, not the obsolete 12.5% one.
+    body = order_body("Parked", "MÜLLER", { line(1, ref.plain, 2, 10, 0.15) })
+    body.TaxCode = "G.S.T."
+    assert.are.equal(201, (post(body)).status)
     -- The product's purchase tax beats the order's.
-    local prate = ref.taxes[ref.taxed.PurchaseTaxCode].TaxRate
+    local prate = product_rate(ref, ref.taxed)
     body = order_body("Parked", "MÜLLER", { line(1, ref.taxed, 2, 10, prate) })
     body.TaxCode = "NoTax"
     resp, o = post(body)
-    assert.are.equal(200, resp.status, resp.body)
-    assert.are.equal(ref.taxed.PurchaseTaxCode, o.PurchaseOrderLines[1].LineTaxCode)
-    -- Tax object by rate.
+    assert.are.equal(201, resp.status, resp.body)
+    assert.are.equal(ref.taxed.XeroTaxCode, o.PurchaseOrderLines[1].LineTaxCode)
+    -- TaxablePurchase false: no tax, whatever the order says.
+    body = order_body("Parked", "ACME", { line(1, ref.exempt, 2, 10, 0) })
+    body.TaxCode = "G.S.T."
+    assert.are.equal(201, (post(body)).status)
+    -- A product with a code and no rate: the code's rate.
+    local crate = product_rate(ref, ref.code_only)
+    body = order_body("Parked", "SMITH & SONS", { line(1, ref.code_only, 2, 10, crate) })
+    resp, o = post(body)
+    assert.are.equal(201, resp.status, resp.body)
+    assert.are.equal(ref.code_only.XeroTaxCode, o.PurchaseOrderLines[1].LineTaxCode)
+    -- Tax object by rate; its Guid is not read.
     body = order_body("Parked", "ACME", { line(1, ref.plain, 2, 10, 0) })
-    body.Tax = { TaxRate = 0 }
-    assert.are.equal(200, (post(body)).status)
+    body.Tax = { TaxRate = 0, Guid = "00000000-0000-0000-0000-000000000000" }
+    assert.are.equal(201, (post(body)).status)
   end)
 
   it("checks SubTotal, TaxTotal and Total to the cent", function()
@@ -284,21 +333,31 @@ describe("sandbox order validation", function()
     assert.matches("No unit of measure", f["PurchaseOrderLines[1].UnitOfMeasure.Name"])
   end)
 
+  -- The product's purchase units (name and factor), from the app: the
+  -- recorded products have no such field.
+  local function purchase_units(product)
+    local out = {}
+    for _, pu in ipairs(app.ref.product_by_guid[product.Guid].purchase_units) do
+      out[#out + 1] = { Name = app.ref.unit_by_guid[pu.unit].Name, ConversionFactor = pu.factor }
+    end
+    return out
+  end
+
   it("takes a purchase unit of the product and refuses one of another product", function()
-    local pu = ref.multi.PurchaseUnits[2]
+    local pu = purchase_units(ref.multi)[2]
     local l = line(1, ref.multi, 2, 100, rate)
     l.UnitOfMeasure = { Name = pu.Name }
     local resp, o = post(order_body("Parked", "ACME", { l }))
-    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(201, resp.status, resp.body)
     local got = o.PurchaseOrderLines[1]
     assert.are.equal(pu.Name, got.UnitOfMeasure.Name)
     assert.are.equal(2, got.PurchaseUnitOrderQuantity)
     assert.are.equal(2 * pu.ConversionFactor, got.OrderQuantity)
     -- A unit some other product buys in, but not this one.
     local own, foreign = {}, nil
-    for _, u in ipairs(ref.plain.PurchaseUnits) do own[u.Name] = true end
+    for _, u in ipairs(purchase_units(ref.plain)) do own[u.Name] = true end
     for _, p in ipairs(ref.products) do
-      for _, u in ipairs(p.PurchaseUnits) do if not own[u.Name] then foreign = foreign or u.Name end end
+      for _, u in ipairs(purchase_units(p)) do if not own[u.Name] then foreign = foreign or u.Name end end
     end
     l = line(1, ref.plain, 2, 100, rate)
     l.UnitOfMeasure = { Name = foreign }
@@ -310,7 +369,7 @@ describe("sandbox order validation", function()
 
   it("answers a second create with the same Guid with the documented error", function()
     local resp, _, g = post(good())
-    assert.are.equal(200, resp.status)
+    assert.are.equal(201, resp.status)
     local again = call(app, "POST", "/PurchaseOrders/" .. g, good())
     assert.are.equal(400, again.status)
     assert.are.same({ Items = { { Field = "Guid",
@@ -382,13 +441,13 @@ end)
 describe("sandbox purchase order lifecycle", function()
   local app, now = new_app()
   local ref = reference(app)
-  local rate = ref.default_tax.TaxRate
+  local rate = ref.acme_rate
 
   local function create(status, lines)
     local g = guid()
     local resp, o = call(app, "POST", "/PurchaseOrders/" .. g,
                          order_body(status, "ACME", lines or { line(1, ref.plain, 4, 2.5, rate) }))
-    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(201, resp.status, resp.body)
     return o
   end
 
@@ -421,8 +480,7 @@ describe("sandbox purchase order lifecycle", function()
     local resp, res = call(app, "POST", "/PurchaseOrders/" .. parked.Guid .. "/Receipt")
     assert.are.equal(400, resp.status)
     assert.matches("only a Placed purchase order can be receipted", res.Description)
-    local bl = line(1, ref.batch, 5, 3, ref.batch.PurchaseTaxCode ~= cjson.null
-                    and ref.taxes[ref.batch.PurchaseTaxCode].TaxRate or rate)
+    local bl = line(1, ref.batch, 5, 3, product_rate(ref, ref.batch, rate))
     bl.PendingBatchNumbers = { { Number = "LOT-1", Quantity = 5, ExpiryDate = "2027-01-31" } }
     local l2 = line(2, ref.plain, 4, 2.5, rate)
     l2.ReceiptQuantity = 3
@@ -445,8 +503,7 @@ describe("sandbox purchase order lifecycle", function()
   end)
 
   it("turns pending serial numbers into serial numbers with Guids", function()
-    local sl = line(1, ref.serial, 2, 50, ref.serial.PurchaseTaxCode ~= cjson.null
-                    and ref.taxes[ref.serial.PurchaseTaxCode].TaxRate or rate)
+    local sl = line(1, ref.serial, 2, 50, product_rate(ref, ref.serial, rate))
     sl.PendingSerialNumbers = { { Identifier = "SN-A" }, { Identifier = "SN-B" } }
     local o = create("Placed", { sl })
     local _, r = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Receipt")
@@ -537,7 +594,7 @@ describe("sandbox purchase order lifecycle", function()
     local o = create("Placed")
     local l = line(2, ref.plain, 10, 1.5, rate)
     local resp, added = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Lines", l)
-    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(201, resp.status, resp.body)
     assert.are.equal(2, #added.PurchaseOrderLines)
     assert.are.equal(round2(o.SubTotal + 15), added.SubTotal)
     local lg = added.PurchaseOrderLines[2].Guid
@@ -598,5 +655,123 @@ describe("sandbox purchase order lifecycle", function()
     local resp, p = call(app, "PUT", "/PurchaseOrders/" .. o.Guid, body)
     assert.are.equal(200, resp.status, resp.body)
     assert.are.equal(o.Total, p.Total)
+  end)
+  -- ---- quantities in purchase units ----------------------------------------------
+  local function purchase_unit(product)
+    for _, pu in ipairs(app.ref.product_by_guid[product.Guid].purchase_units) do
+      if pu.factor > 1 then return app.ref.unit_by_guid[pu.unit].Name, pu.factor end
+    end
+  end
+
+  it("reads a purchase-unit line in base units and takes that quantity back unchanged", function()
+    local unit, factor = purchase_unit(ref.multi)
+    local l = line(1, ref.multi, 2, 30, rate)
+    l.UnitOfMeasure = { Name = unit }
+    local o = create("Parked", { l })
+    local got = o.PurchaseOrderLines[1]
+    assert.are.equal(2, got.PurchaseUnitOrderQuantity)        -- in the line's unit
+    assert.are.equal(2 * factor, got.OrderQuantity)           -- in the product's base unit
+    assert.are.equal(60, got.LineTotal)                       -- 2 x 30 per purchase unit
+    local path = "/PurchaseOrders/" .. o.Guid .. "/Lines/" .. got.Guid
+    -- OrderQuantity as read, no UnitOfMeasure: the base unit; nothing changes.
+    local resp, p = call(app, "PUT", path, { OrderQuantity = got.OrderQuantity, LineTotal = got.LineTotal,
+                                             LineTax = got.LineTax })
+    assert.are.equal(200, resp.status, resp.body)
+    local after = p.PurchaseOrderLines[1]
+    assert.are.equal(2, after.PurchaseUnitOrderQuantity)
+    assert.are.equal(got.OrderQuantity, after.OrderQuantity)
+    assert.are.equal(o.Total, p.Total)
+    -- With the line's own UnitOfMeasure the quantity is in that unit.
+    resp, p = call(app, "PUT", path, { OrderQuantity = 3, UnitOfMeasure = { Name = unit }, LineTotal = 90,
+                                       LineTax = round2(90 * rate) })
+    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(3, p.PurchaseOrderLines[1].PurchaseUnitOrderQuantity)
+    assert.are.equal(3 * factor, p.PurchaseOrderLines[1].OrderQuantity)
+    -- A receipt quantity in base units becomes one in the line's unit.
+    resp, p = call(app, "PUT", path, { OrderQuantity = 3 * factor, ReceiptQuantity = factor, LineTotal = 90,
+                                       LineTax = round2(90 * rate) })
+    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(1, p.PurchaseOrderLines[1].PurchaseUnitReceiptQuantity)
+    assert.are.equal(factor, p.PurchaseOrderLines[1].ReceiptQuantity)
+  end)
+
+  it("refuses a base quantity that is not one of the line's unit, and a change of unit", function()
+    local unit, factor = purchase_unit(ref.multi)
+    local l = line(1, ref.multi, 2, 30, rate)
+    l.UnitOfMeasure = { Name = unit }
+    local o = create("Parked", { l })
+    local path = "/PurchaseOrders/" .. o.Guid .. "/Lines/" .. o.PurchaseOrderLines[1].Guid
+    local resp, res = call(app, "PUT", path, { OrderQuantity = 2 * factor + 1, LineTotal = 60,
+                                               LineTax = round2(60 * rate) })
+    assert.are.equal(400, resp.status)
+    local f = fields(res).OrderQuantity
+    assert.matches("base unit", f)
+    assert.matches(unit, f, 1, true)
+    -- The product's base unit is one of its purchase units, but not this line's.
+    resp, res = call(app, "PUT", path, { OrderQuantity = 2, LineTotal = 60, LineTax = round2(60 * rate),
+                                         UnitOfMeasure = { Name = ref.multi.UnitOfMeasure.Name } })
+    assert.are.equal(400, resp.status)
+    assert.matches("cannot change", fields(res).UnitOfMeasure)
+  end)
+
+  -- ---- receipts with batch and serial numbers ----------------------------------
+  it("refuses a receipt whose serial numbers do not match the quantity, naming the line", function()
+    local srate = product_rate(ref, ref.serial, rate)
+    local sl = line(1, ref.serial, 3, 50, srate)
+    sl.PendingSerialNumbers = { { Identifier = "SN-1" }, { Identifier = "SN-2" } }
+    sl.LineNumber = 2
+    local o = create("Placed", { line(1, ref.plain, 1, 1, rate), sl })
+    local before = stock(ref.serial)
+    local resp, res = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Receipt")
+    assert.are.equal(400, resp.status)
+    assert.are.equal("PurchaseOrderLines[1].PendingSerialNumbers", res.Items[1].Field)
+    assert.matches("needs 3 serial numbers", res.Items[1].Description)
+    assert.is_string(res.Items[1].ErrorCode)
+    assert.are.equal(before, stock(ref.serial))
+    local _, still = call(app, "GET", "/PurchaseOrders/" .. o.Guid)
+    assert.are.equal("Placed", still.OrderStatus)
+    -- A repeated serial number is refused too; three distinct ones pass.
+    local lg = o.PurchaseOrderLines[2].Guid
+    local path = "/PurchaseOrders/" .. o.Guid .. "/Lines/" .. lg
+    local t = round2(150)
+    local function serials(...)
+      local list = {}
+      for i, id in ipairs{ ... } do list[i] = { Identifier = id } end
+      return call(app, "PUT", path, { OrderQuantity = 3, LineTotal = t, LineTax = round2(t * srate),
+                                      PendingSerialNumbers = list })
+    end
+    assert.are.equal(200, (serials("SN-1", "SN-1", "SN-2")).status)
+    resp, res = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Receipt")
+    assert.are.equal(400, resp.status)
+    assert.matches("given twice", res.Items[1].Description)
+    assert.are.equal(200, (serials("SN-1", "SN-2", "SN-3")).status)
+    resp = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Receipt")
+    assert.are.equal(200, resp.status, resp.body)
+    assert.are.equal(before + 3, stock(ref.serial))
+  end)
+
+  it("refuses a receipt whose batch quantities do not add up, also on Complete", function()
+    local brate = product_rate(ref, ref.batch, rate)
+    local bl = line(1, ref.batch, 10, 3, brate)
+    bl.PendingBatchNumbers = { { Number = "LOT-A", Quantity = 6 }, { Number = "LOT-B", Quantity = 3 } }
+    local resp, res = call(app, "POST", "/PurchaseOrders/" .. guid(), order_body("Complete", "ACME", { bl }))
+    assert.are.equal(400, resp.status)
+    assert.are.equal("PurchaseOrderLines[0].PendingBatchNumbers", res.Items[1].Field)
+    assert.matches("add up to the 10 received %(they add up to 9%)", res.Items[1].Description)
+    local o = create("Placed", { bl })
+    resp = put(o, { OrderStatus = "Complete" })
+    assert.are.equal(400, resp.status)
+    -- Receiving 9 of the 10 makes the batches add up.
+    local path = "/PurchaseOrders/" .. o.Guid .. "/Lines/" .. o.PurchaseOrderLines[1].Guid
+    assert.are.equal(200, (call(app, "PUT", path, { OrderQuantity = 10, ReceiptQuantity = 9, LineTotal = 30,
+                                                    LineTax = round2(30 * brate) })).status)
+    local r
+    resp, r = call(app, "POST", "/PurchaseOrders/" .. o.Guid .. "/Receipt")
+    assert.are.equal(200, resp.status, resp.body)
+    local got = r.PurchaseOrderLines[1]
+    assert.are.equal(2, #got.BatchNumbers)
+    assert.are.equal("LOT-A", got.BatchNumbers[1].BatchNumber)
+    assert.are.equal(6, got.BatchNumbers[1].Quantity)
+    assert.are.equal(0, #got.PendingBatchNumbers)
   end)
 end)

@@ -43,15 +43,15 @@ do
   local function round2(x) return math.floor(x * 100 + 0.5 + 1e-9) / 100 end
   function order_body(sb)
     if cached then return cached end
-    local product, rate
+    local product
+    -- A product with no purchase tax of its own: ACME's TaxRate applies.
     for _, p in ipairs(sb:json("GET", "/Products", { { "pageSize", "1000" } }).Items) do
-      if p.PurchaseTaxCode == cjson.null and not p.IsBatchTracked and not p.IsSerialized then
+      if p.XeroTaxCode == cjson.null and p.XeroTaxRate == cjson.null and p.TaxablePurchase ~= false
+          and not p.IsBatchTracked and not p.IsSerialized then
         product = product or p
       end
     end
-    for _, t in ipairs(sb:json("GET", "/Taxes", {}).Items) do
-      if t.DefaultPurchaseTax then rate = t.TaxRate end
-    end
+    local rate = sb:json("GET", "/Suppliers", { { "supplierCode", "ACME" } }).Items[1].TaxRate
     local total = round2(3 * 12.5)
     local tax = round2(total * rate)
     cached = cjson.encode{
@@ -121,7 +121,7 @@ describe("sandbox --state", function()
     state = dir .. "/state.json"
     local sb = sandbox.start{ state = state }
     local body = order_body(sb)
-    for _ = 1, 3 do sb:json("POST", "/PurchaseOrders/" .. new_guid(), {}, body) end
+    for _ = 1, 3 do sb:json("POST", "/PurchaseOrders/" .. new_guid(), {}, body, 201) end
     sb:stop()
     saved = read_all(state)
     assert.are.equal("3 changed orders, seed 100", describe_state(state))
@@ -188,7 +188,7 @@ describe("sandbox --state", function()
     os.remove(state)
     local sb = sandbox.start{ state = state }
     assert.is_false(exists(state))
-    sb:json("POST", "/PurchaseOrders/" .. new_guid(), {}, order_body(sb))
+    sb:json("POST", "/PurchaseOrders/" .. new_guid(), {}, order_body(sb), 201)
     sb:stop()
     assert.are.equal("1 changed orders, seed 100", describe_state(state))
   end)
@@ -216,7 +216,7 @@ describe("sandbox --state", function()
       program = { "strace", "-f", "-qq", "-e", "trace=openat,fsync,rename", "-o", log,
                   "lua5.4", ROOT .. "/bin/unleashed-sandbox" } })
     sb.api_id, sb.api_key = "id", "key"
-    sb:json("POST", "/PurchaseOrders/" .. new_guid(), {}, order_body(sb))
+    sb:json("POST", "/PurchaseOrders/" .. new_guid(), {}, order_body(sb), 201)
     -- the tracee is the first process in the log: it, not strace, gets the signal
     local tracee = tonumber(read_all(log):match("^(%d+)"))
     os.execute("kill -TERM " .. tracee)

@@ -89,14 +89,14 @@ do
     if cached then return cached end
     local sb = sandbox.start{ seed = 100 }
     local product, rate
+    -- A product with no purchase tax of its own: ACME's TaxRate applies.
     for _, p in ipairs(sb:json("GET", "/Products", { { "pageSize", "1000" } }).Items) do
-      if p.PurchaseTaxCode == cjson.null and not p.IsBatchTracked and not p.IsSerialized then
+      if p.XeroTaxCode == cjson.null and p.XeroTaxRate == cjson.null and p.TaxablePurchase ~= false
+          and not p.IsBatchTracked and not p.IsSerialized then
         product = product or p
       end
     end
-    for _, t in ipairs(sb:json("GET", "/Taxes", {}).Items) do
-      if t.DefaultPurchaseTax then rate = t.TaxRate end
-    end
+    rate = sb:json("GET", "/Suppliers", { { "supplierCode", "ACME" } }).Items[1].TaxRate
     sb:stop()
     local total = round2(3 * 12.5)
     local tax = round2(total * rate)
@@ -475,7 +475,7 @@ describe("sandbox faults", function()
     local sb = sandbox.start{ drop_rate = 1 }
     local guid = new_guid()
     local status, headers, text, err = sb:signed("POST", "/PurchaseOrders/" .. guid, {}, body)
-    assert.are.equal(200, status)
+    assert.are.equal(201, status)
     assert.are.equal("closed", err)
     assert.truthy(#text < tonumber(headers["content-length"]))
     assert.is_false(decodes(text))
@@ -575,12 +575,12 @@ describe("sandbox --state", function()
     local sb = sandbox.start{ state = state }
     assert.is_nil(read(state))
     local first, second = new_guid(), new_guid()
-    local created = sb:json("POST", "/PurchaseOrders/" .. first, {}, body)
+    local created = sb:json("POST", "/PurchaseOrders/" .. first, {}, body, 201)
     local after_first = assert(read(state))
     assert.truthy(after_first:find(first, 1, true))
     -- a hard link keeps the old inode: a write in place would change it too
     assert(os.execute(("ln %s %s"):format(sandbox.quote(state), sandbox.quote(dir .. "/before"))))
-    sb:json("POST", "/PurchaseOrders/" .. second, {}, body)
+    sb:json("POST", "/PurchaseOrders/" .. second, {}, body, 201)
     assert.are.equal(after_first, read(dir .. "/before"))
     local after_second = read(state)
     assert.truthy(after_second:find(second, 1, true))

@@ -73,10 +73,39 @@ describe("unleashed.Error mapping", function()
     local e = Error.from_response(res(400, body), "POST", "/PurchaseOrders/g")
     assert.equal(3, #e.details)
     assert.same({ field = "Supplier", message = "Supplier is required" }, e.details[1])
-    assert.same({ field = "PurchaseOrderLines[0].LineTotal", message = "LineTotal must equal 1.00" },
+    -- the server counts lines from 0, the library (like Lua) from 1
+    assert.same({ field = "PurchaseOrderLines[1].LineTotal", message = "LineTotal must equal 1.00" },
                 e.details[2])
     assert.same({ message = "no field here" }, e.details[3])
     assert.equal("Supplier is required", e.message)
+  end)
+
+  it("shifts the server's from-0 indexes to the library's from-1, in fields and descriptions", function()
+    local body = '{"Items":[{"Field":"PurchaseOrderLines[0].PendingBatchNumbers[2].Quantity",'
+      .. '"Description":"PurchaseOrderLines[0] has a bad batch; see PurchaseOrderLines[10]"}]}'
+    local e = Error.from_response(res(400, body), "POST", "/PurchaseOrders/g")
+    assert.equal("PurchaseOrderLines[1].PendingBatchNumbers[3].Quantity", e.details[1].field)
+    assert.equal("PurchaseOrderLines[1] has a bad batch; see PurchaseOrderLines[11]", e.details[1].message)
+  end)
+
+  it("reads Items[].Description, Description and lower-case description, with their ErrorCode", function()
+    local bodies = {
+      { '{"Items":[{"Field":"Supplier","Description":"Supplier is required","ErrorCode":"E1001"}]}',
+        { { field = "Supplier", message = "Supplier is required", code = "E1001" } } },
+      { '{"Description":"Purchase order PO-1 is Complete","ErrorCode":42}',
+        { { message = "Purchase order PO-1 is Complete", code = "42" } } },
+      { '{"description":"lower-case description","field":"OrderStatus"}',
+        { { field = "OrderStatus", message = "lower-case description" } } },
+      { '{"items":[{"description":"first"},{"description":"second","errorCode":"X9"}]}',
+        { { message = "first" }, { message = "second", code = "X9" } } },
+      { '{"Items":[{"Field":"Guid","ErrorCode":"E7"}]}',
+        { { field = "Guid", message = "error code E7", code = "E7" } } },
+    }
+    for _, c in ipairs(bodies) do
+      local e = Error.from_response(res(400, c[1]), "POST", "/PurchaseOrders/g")
+      assert.same(c[2], e.details, c[1])
+      assert.equal("validation", e.kind)
+    end
   end)
 
   it("reads a {Description} body", function()
@@ -116,6 +145,58 @@ describe("unleashed.Error __tostring", function()
   it("reads well for a local validation error with no request", function()
     local e = Error.validation("invalid", { { field = "api_id", message = "is required" } })
     assert.equal("unleashed: validation error: api_id: is required", tostring(e))
+  end)
+
+  it("never shows a method without its path, or a path without its method", function()
+    local d = { { field = "guid", message = "must be a GUID" } }
+    for _, case in ipairs{ { "GET", nil }, { nil, "/PurchaseOrders" }, { "GET", "" }, { "", "/x" } } do
+      local text = tostring(Error.validation("invalid", d, case[1], case[2]))
+      assert.equal("unleashed: validation error: guid: must be a GUID", text)
+    end
+    assert.equal("unleashed: validation error GET /PurchaseOrders: guid: must be a GUID",
+                 tostring(Error.validation("invalid", d, "GET", "/PurchaseOrders")))
+  end)
+
+  it("library calls name their call whenever they refuse input", function()
+    local c = unleashed.new{ api_id = "id", api_key = "a2V5", base_url = "http://127.0.0.1:9" }
+    local calls = {
+      function() return c.purchase_orders:get("{not a guid, nor a number}") end,
+      function() return c.purchase_orders:each{ supplier = "ACME" } end,
+      function() return c.purchase_orders:page(0) end,
+      function() return c:request("GET", "/Suppliers", { bogus = 1 }) end,
+    }
+    for i, call in ipairs(calls) do
+      local ok, e = pcall(call)
+      assert.is_false(ok)
+      assert.equal("validation", e.kind, tostring(e))
+      assert.is_string(e.method, "call " .. i)
+      assert.is_string(e.path, "call " .. i)
+      assert.matches("^unleashed: validation error " .. e.method .. " /", tostring(e))
+    end
+    c:close()
+  end)
+
+  it("a closed client raises kind closed, naming the call, and sends nothing", function()
+    local sent = 0
+    local c = unleashed.new{ api_id = "id", api_key = "a2V5", base_url = "http://127.0.0.1:9",
+                             on_request = function() sent = sent + 1 end }
+    c:close()
+    for _, call in ipairs{
+      function() return c:request("GET", "/Taxes") end,
+      function() return c.purchase_orders:get(unleashed.guid()) end,
+      function() return c.purchase_orders:list() end,
+      function() return c:list("Suppliers") end,
+    } do
+      local ok, e = pcall(call)
+      assert.is_false(ok)
+      assert.is_true(Error.is(e, "closed"), tostring(e))
+      assert.is_string(e.method)
+      assert.is_string(e.path)
+      -- an error object, not a string pointing into the library
+      assert.is_nil(tostring(e):find("%.lua:%d+"))
+      assert.matches("^unleashed: closed error GET /", tostring(e))
+    end
+    assert.equal(0, sent)
   end)
 
   it("is what a script that dies with the error prints", function()

@@ -9,9 +9,9 @@ local function only(problems)
 end
 
 describe("purchase order filters", function()
-  it("knows the seed's twelve names and pageSize", function()
+  it("knows the seed's twelve names, pageSize and the library's exactSupplierCode", function()
     assert.same({ "brief", "completedAfter", "completedBefore", "customOrderStatus", "endDate",
-                  "modifiedSince",
+                  "exactSupplierCode", "modifiedSince",
                   "orderNumber", "orderStatus", "pageSize", "serialBatch", "startDate", "supplierCode",
                   "warehouseCode" }, filters.PURCHASE_ORDER_NAMES)
   end)

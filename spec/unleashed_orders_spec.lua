@@ -75,13 +75,17 @@ describe("purchase orders against the sandbox", function()
   end)
 
   it("looks reference data up once per client, again after clear_cache", function()
+    local function lookups()
+      local c = sb:stats().Calls
+      return (c["GET /Suppliers"] or 0) + (c["GET /Products"] or 0) + (c["GET /Taxes"] or 0)
+    end
     new_order()
-    local taxes = sb:stats().Calls["GET /Taxes"]
+    local before = lookups()
     new_order()
-    assert.equal(taxes, sb:stats().Calls["GET /Taxes"])
+    assert.equal(before, lookups())
     client:clear_cache()
     new_order()
-    assert.equal(taxes + 1, sb:stats().Calls["GET /Taxes"])
+    assert.equal(before + 2, lookups())   -- ACME and BOLT M8 #10 again; no code to look up
   end)
 
   it("get and refresh read the order back", function()
@@ -156,28 +160,42 @@ describe("purchase orders against the sandbox", function()
   end)
 
   it("follows the tax hierarchy: product, order, supplier, default", function()
-    local taxed_product
+    -- Products without a purchase tax of their own, and one with its own rate.
+    local plain, taxed
     for p in client:each("Products") do
-      if p.PurchaseTaxCode and p.PurchaseTaxRate ~= 0.15 then taxed_product = p; break end
+      if not p.IsBatchTracked and not p.IsSerialized then
+        if p.XeroTaxCode == nil and p.XeroTaxRate == nil and p.TaxablePurchase ~= false then
+          plain = plain or p
+        end
+        if p.XeroTaxRate and p.XeroTaxRate ~= 0.15 and p.XeroTaxRate > 0 then taxed = taxed or p end
+      end
     end
-    assert.is_table(taxed_product)
+    assert.is_table(plain)
+    assert.is_table(taxed)
+    local function line() return { Product = { ProductCode = plain.ProductCode }, OrderQuantity = 7,
+                                    UnitPrice = 13.37 } end
     local cases = {
-      { { Supplier = { SupplierCode = "ACME" } }, 0.15 },                 -- default purchase tax
-      { { Supplier = { SupplierCode = "50% OFF" } }, 0.09 },              -- the supplier's GST9
+      { { Supplier = { SupplierCode = "ACME" } }, 0.15 },                 -- ACME's TaxRate
+      { { Supplier = { SupplierCode = "50% OFF" } }, 0.09 },              -- that supplier's TaxRate
+      { { Supplier = { SupplierCode = "SMITH & SONS" } }, 0 },            -- a supplier not Taxable
       { { Supplier = { SupplierCode = "ACME" }, TaxCode = "IMPORT" }, 0.125 },
       { { Supplier = { SupplierCode = "ACME" }, Tax = { TaxCode = "NoTax" } }, 0 },
+      { { Supplier = { SupplierCode = "ACME" }, TaxRate = 0.09 }, 0.09 },
+      -- G.S.T. is listed twice: the obsolete 12.5% one does not count.
+      { { Supplier = { SupplierCode = "SMITH & SONS" }, TaxCode = "G.S.T." }, 0.15 },
     }
     for _, c in ipairs(cases) do
       local t = { OrderStatus = "Parked", Supplier = c[1].Supplier, TaxCode = c[1].TaxCode, Tax = c[1].Tax,
-                  PurchaseOrderLines = { bolt(7, 13.37) } }
+                  TaxRate = c[1].TaxRate, PurchaseOrderLines = { line() } }
       local po = client.purchase_orders:create(t)
       assert.equal(c[2], po.PurchaseOrderLines[1].LineTaxRate)
       assert.equal(unleashed.round(po.PurchaseOrderLines[1].LineTotal * c[2], 2), po.TaxTotal)
     end
+    -- The product's own rate beats the order's and the supplier's.
     local po = client.purchase_orders:create{ OrderStatus = "Parked", Supplier = { SupplierCode = "50% OFF" },
-      PurchaseOrderLines = { { Product = { Guid = taxed_product.Guid }, OrderQuantity = 3,
+      TaxCode = "NoTax", PurchaseOrderLines = { { Product = { Guid = taxed.Guid }, OrderQuantity = 3,
           UnitPrice = 10.01 } } }
-    assert.equal(taxed_product.PurchaseTaxRate, po.PurchaseOrderLines[1].LineTaxRate)
+    assert.equal(taxed.XeroTaxRate, po.PurchaseOrderLines[1].LineTaxRate)
   end)
 
   it("lists with filters, a page at a time or all at once", function()
@@ -208,9 +226,12 @@ describe("purchase orders against the sandbox", function()
         pageSize = 5 } })
     assert.equal(5, doc.Pagination.PageSize)
     assert.equal("integer", math.type(doc.Pagination.PageSize))
+    assert.equal(1, #doc.Items)
+    assert.equal("SMITH & SONS", doc.Items[1].SupplierCode)
     local codes = {}
     for s in client:each("Suppliers", nil, { page_size = 7 }) do codes[#codes + 1] = s.SupplierCode end
-    assert.equal(doc.Pagination.NumberOfItems, #codes)
+    assert.equal(client:request("GET", "/Suppliers", { query = { pageSize = 1 } }).Pagination.NumberOfItems,
+                 #codes)
     assert.equal("ACME", codes[1])
     assert.equal(#codes, #client:list("Suppliers"))
   end)
@@ -252,7 +273,7 @@ describe("purchase orders against the sandbox", function()
       function() return client.purchase_orders:each{ suplierCode = "ACME" } end,
       function() return client.purchase_orders:list(nil, { concurrency = 99 }) end,
       function() return client.purchase_orders:page(0) end,
-      function() return client.purchase_orders:get("PO-00000001") end,
+      function() return client.purchase_orders:get("PO-00000001-IS-TOO-LONG") end,
       function() return po:update{ OrderStatus = "Receipted" } end,
       function() return po:add_line{ OrderQuantity = -1, Product = { ProductCode = "X" }, UnitPrice = 1 } end,
       function() return po:update_line("x", {}) end,

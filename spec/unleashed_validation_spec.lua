@@ -69,6 +69,11 @@ describe("client options", function()
     { "page_size", "integer", with{ page_size = "200" } },
     { "ca_file", "readable file", with{ ca_file = "/nonexistent/ca.pem" } },
     { "on_request", "function", with{ on_request = "print" } },
+    { "default_purchase_tax", "rate from 0 to 1", with{ default_purchase_tax = 1.5 } },
+    { "default_purchase_tax", "rate from 0 to 1", with{ default_purchase_tax = 0 / 0 } },
+    { "default_purchase_tax", "tax code", with{ default_purchase_tax = "" } },
+    { "default_purchase_tax", "tax code", with{ default_purchase_tax = "G.S.T.\n" } },
+    { "default_purchase_tax", "tax code", with{ default_purchase_tax = { "G.S.T." } } },
     { "apikey", "is not an option %(valid: api_id, api_key", with{ apikey = "x" } },
   }
   for _, c in ipairs(cases) do
@@ -80,6 +85,12 @@ describe("client options", function()
 
   it("refuses a non-table", function()
     refused("options", "must be a table", unleashed.new, "id")
+  end)
+
+  it("takes default_purchase_tax as a tax code or a rate", function()
+    for _, v in ipairs{ "G.S.T.", 0.15, 0, 1 } do
+      assert.is_true(pcall(unleashed.new, with{ default_purchase_tax = v }), tostring(v))
+    end
   end)
 
   it("never puts the key's value in the error", function()
@@ -95,8 +106,13 @@ describe("client options", function()
   end)
 
   it("from_env names the missing variables", function()
-    local e = refused("UNLEASHED_API_KEY", "is not set", unleashed.from_env, nil,
+    sent = {}
+    local ok, e = pcall(unleashed.from_env, nil,
       function(name) return name == "UNLEASHED_API_ID" and "id" or nil end)
+    assert.is_false(ok)
+    assert.is_true(unleashed.Error.is(e, "auth"), tostring(e))   -- as the command's exit code 3
+    assert.equal("UNLEASHED_API_KEY", e.details[1].field)
+    assert.matches("is not set", e.details[1].message)
     assert.equal(1, #e.details)
   end)
 
@@ -240,7 +256,8 @@ describe("other calls' input", function()
     Supplier = { SupplierCode = "ACME" }, PurchaseOrderLines = {} }, po._order_mt)
 
   it("get refuses a bad GUID and unknown options", function()
-    refused("guid", "must be a GUID", po.get, po, "PO-0001")
+    refused("ref", "must be a GUID .* or an order number", po.get, po, "PO-0001-TOO-LONG-FOR-A-NUMBER")
+    refused("ref", "must be a GUID .* or an order number", po.get, po, 42)
     refused("serialbatch", "is not an option of get", po.get, po, obj.Guid, { serialbatch = true })
     refused("serialBatch", "boolean", po.get, po, obj.Guid, { serialBatch = "yes" })
   end)
@@ -253,8 +270,9 @@ describe("other calls' input", function()
 
   it("each refuses unknown filters, listing the valid names", function()
     local e = refused("supplier", "not a purchase order filter %(valid: brief, completedAfter, "
-      .. "completedBefore, customOrderStatus, endDate, modifiedSince, orderNumber, orderStatus, pageSize, "
-      .. "serialBatch, startDate, supplierCode, warehouseCode%)", po.each, po, { supplier = "ACME" })
+      .. "completedBefore, customOrderStatus, endDate, exactSupplierCode, modifiedSince, orderNumber, "
+      .. "orderStatus, pageSize, serialBatch, startDate, supplierCode, warehouseCode%)", po.each, po,
+      { supplier = "ACME" })
     assert.equal("GET", e.method)
   end)
 

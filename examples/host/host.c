@@ -15,7 +15,8 @@
  *     unleashed-host: state 1: ok: <the script's first result>
  *     unleashed-host: state 1: error (exit 5): <the error>
  * The exit code is 0 when every state succeeded, otherwise the first failing
- * state's code, chosen from the error's kind as the `unleashed` command does.
+ * state's code: the `unleashed` command's table (unleashed.cli.exit), asked
+ * through Lua, so both programs give one failure the same code.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -40,18 +41,23 @@ struct job {
     char result[RESULT_MAX];
 };
 
-static const struct { const char *kind; int code; } kind_codes[] = {
-    { "auth", 3 }, { "validation", 4 }, { "not_found", 5 }, { "network", 6 },
-    { "timeout", 6 }, { "tls", 6 }, { "rate_limited", 7 }, { "quota", 7 },
-};
-
-static int code_for_kind(const char *kind)
+/* The exit code for the error value at index idx: unleashed.cli.exit's
+ * for_error, the table the `unleashed` command uses; 1 if it cannot be asked. */
+static int exit_code_of(lua_State *L, int idx)
 {
-    size_t i;
-    if (kind == NULL) return 1;
-    for (i = 0; i < sizeof kind_codes / sizeof kind_codes[0]; i++)
-        if (strcmp(kind_codes[i].kind, kind) == 0) return kind_codes[i].code;
-    return 1;
+    int code = 1;
+    idx = lua_absindex(L, idx);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "unleashed.cli.exit");
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TTABLE) {
+        lua_getfield(L, -1, "for_error");
+        lua_pushvalue(L, idx);
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_isinteger(L, -1))
+            code = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);      /* the code, or the error of the call */
+    }
+    lua_pop(L, 1);          /* the module, or the error of require */
+    return code;
 }
 
 /* Message handler: keeps error objects that carry a kind (their __tostring
@@ -122,16 +128,9 @@ static void run_job(struct job *job)
         job->code = 0;
         snprintf(job->result, sizeof job->result, "ok: %s", s);
     } else {
-        const char *kind = NULL;
         const char *msg;
-        if (lua_type(L, -1) == LUA_TTABLE) {
-            if (lua_getfield(L, -1, "kind") == LUA_TSTRING) kind = lua_tostring(L, -1);
-        } else {
-            lua_pushnil(L);
-        }
-        /* the kind (or a placeholder) is on top, the error below it */
-        job->code = code_for_kind(kind);
-        msg = luaL_tolstring(L, -2, NULL);
+        job->code = exit_code_of(L, -1);
+        msg = luaL_tolstring(L, -1, NULL);
         snprintf(job->result, sizeof job->result, "error (exit %d): %s", job->code, msg);
     }
     lua_close(L);   /* releases the client: its key is wiped, its handles closed */

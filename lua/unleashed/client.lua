@@ -50,6 +50,7 @@ function M.new(opts)
     page_size = opts.page_size or M.DEFAULTS.page_size,
     max_retries = opts.max_retries or 3,
     on_request = opts.on_request,
+    _default_purchase_tax = opts.default_purchase_tax,   -- step 4 of the tax hierarchy
     _retry_base = opts.retry_base or 0.5,   -- the core's defaults, for waits the Lua layer makes
     _retry_cap = opts.retry_cap or 30,
     _core = core.new_client(copts),
@@ -66,8 +67,20 @@ end
 
 --- client:close(): releases the connections (also __close; idempotent).
 function Client:close()
+  self._closed = true
   self._core:close()
 end
+
+-- A call on a closed client is the script's mistake, reported as an
+-- unleashed.Error of kind "closed" naming the call (never the core's plain
+-- "client is closed" with a position inside the library).
+local function check_open(self, method, path)
+  if self._closed then
+    local msg = "the client is closed: make a new one (unleashed.new) to send requests"
+    error(Error.new("closed", msg, { method = method, path = path, details = { { message = msg } } }), 0)
+  end
+end
+M.check_open = check_open
 Client.__close = Client.close
 
 --- client:clear_cache(): forgets the reference data (taxes, products,
@@ -169,6 +182,7 @@ end
 -- network outcomes). opts: query, body (table or string), timeout,
 -- connect_timeout, retries, idempotent.
 function Client:_send(method, path, opts)
+  check_open(self, method, path)
   opts = opts or {}
   local copts = { query = opts.query, timeout = opts.timeout, connect_timeout = opts.connect_timeout,
                   retries = opts.retries, idempotent = opts.idempotent }
@@ -182,7 +196,13 @@ function Client:_send(method, path, opts)
   else
     copts.body = opts.body
   end
-  local res = self._core:request(method, path, copts)
+  local ok, res = pcall(self._core.request, self._core, method, path, copts)
+  if not ok then
+    -- The client was closed while the call read its options (a finaliser, a
+    -- metamethod): the core refused it, and nothing was sent.
+    check_open(self, method, path)
+    error(res, 0)
+  end
   self:_emit(method, path, res)
   return res
 end

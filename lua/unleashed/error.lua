@@ -12,7 +12,7 @@ Error.__name = "unleashed.Error"
 Error.kinds = {
   validation = true, auth = true, not_found = true, conflict = true,
   rate_limited = true, quota = true, server = true, network = true,
-  timeout = true, tls = true, protocol = true,
+  timeout = true, tls = true, protocol = true, closed = true,
 }
 
 local MAX_BODY_SNIPPET = 200
@@ -52,12 +52,17 @@ local function detail_text(d)
   return d.message
 end
 
+local function present(s)
+  return type(s) == "string" and s ~= ""
+end
+
+-- The call is named only when both its method and its path are known: a
+-- bare "GET" (or a path without its method) tells the reader nothing.
 function Error:__tostring()
   local parts = { "unleashed: ", self.kind:gsub("_", " "), " error" }
   if self.status then parts[#parts + 1] = " (" .. tostring(self.status) .. ")" end
-  if self.method or self.path then
-    local sep = self.method and self.path and " " or ""
-    parts[#parts + 1] = " " .. (self.method or "") .. sep .. (self.path or "")
+  if present(self.method) and present(self.path) then
+    parts[#parts + 1] = " " .. self.method .. " " .. self.path
   end
   local texts = {}
   for i, d in ipairs(self.details) do texts[i] = detail_text(d) end
@@ -79,9 +84,27 @@ local function snippet(body)
   return s
 end
 
+-- The server counts a collection's items from 0 ("PurchaseOrderLines[0]");
+-- the library, like Lua, from 1. Every index that follows a name, in a field
+-- or in a description, is shifted so that one convention holds everywhere.
+local function one_based(text)
+  return (text:gsub("([%w_])%[(%d+)%]", function(name, n)
+    return name .. "[" .. (tonumber(n) + 1) .. "]"
+  end))
+end
+
+
+local function text_of(v)
+  if type(v) == "string" and v ~= "" then return v end
+  if math.type(v) == "integer" then return tostring(v) end
+  if type(v) == "number" and v == v and v == math.floor(v) then return string.format("%d", v) end
+  return nil
+end
+
 -- Every Field/Description the server sent, from either shape the API uses:
--- {"Items":[{"Field":..,"Description":..}]} or {"Description":..}
--- (also tolerating "Message"/"message" and lower-case names).
+-- {"Items":[{"Field":..,"Description":..}]} or {"Description":..}, with
+-- lower-case names too ("description", "field", "items") and "Message" where a
+-- proxy answered; an "ErrorCode" rides along as the detail's `code`.
 function Error.server_details(body)
   local details = {}
   if type(body) ~= "string" or body == "" then return details end
@@ -93,15 +116,21 @@ function Error.server_details(body)
   end
   local function add(t)
     if type(t) ~= "table" then
-      if type(t) == "string" and t ~= "" then details[#details + 1] = { message = t } end
+      if type(t) == "string" and t ~= "" then details[#details + 1] = { message = one_based(t) } end
       return
     end
     local msg = t.Description or t.description or t.Message or t.message
     local field = t.Field or t.field
-    if type(msg) == "string" and msg ~= "" then
-      details[#details + 1] = { field = type(field) == "string" and field ~= "" and field or nil,
-                                message = msg }
+    local code = text_of(t.ErrorCode or t.errorCode)
+    if type(msg) ~= "string" or msg == "" then
+      if not code then return end
+      msg = "error code " .. code
     end
+    details[#details + 1] = {
+      field = type(field) == "string" and field ~= "" and one_based(field) or nil,
+      message = one_based(msg),
+      code = code,
+    }
   end
   if type(doc) == "table" then
     local items = doc.Items or doc.items

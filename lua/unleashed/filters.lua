@@ -9,13 +9,15 @@ M.STATUSES = { "Parked", "Placed", "Costed", "Receipted", "Complete", "Deleted",
 local STATUS_SET = {}
 for _, s in ipairs(M.STATUSES) do STATUS_SET[s] = true end
 
--- name -> kind of value
+-- name -> kind of value. All but exactSupplierCode are the seed's names, sent
+-- as they are; exactSupplierCode is the library's own (see below).
 M.PURCHASE_ORDER = {
   brief = "boolean",
   completedAfter = "date",
   completedBefore = "date",
   customOrderStatus = "string",
   endDate = "date",
+  exactSupplierCode = "string",
   modifiedSince = "date",
   orderNumber = "string",
   orderStatus = "status",
@@ -101,15 +103,38 @@ local function check_all(f, check)
 end
 
 -- Checks purchase order filters: the seed's names, each value by its kind.
-function M.purchase_orders(f)
-  return check_all(f, function(name, v)
+-- The API's supplierCode matches every code that starts with the value
+-- (ACME finds ACME2 too). exactSupplierCode asks for one supplier: it is sent
+-- as supplierCode, and the listing keeps only the orders whose
+-- Supplier.SupplierCode equals it (in any case, as the server compares
+-- codes). Only a listing can filter what it hands out, so only `each` and
+-- `list` take it (listing = true); the third result then holds the exact
+-- code, lower-cased, for the listing to compare (nil when not asked for).
+function M.purchase_orders(f, listing)
+  local query, problems = check_all(f, function(name, v)
     local kind = type(name) == "string" and M.PURCHASE_ORDER[name]
     if not kind then
       local valid = table.concat(M.PURCHASE_ORDER_NAMES, ", ")
       return nil, "is not a purchase order filter (valid: " .. valid .. ")"
     end
+    if name == "exactSupplierCode" and not listing then
+      return nil, "is for each and list only (they filter the orders they hand out); use supplierCode here"
+    end
     return checkers[kind](v, name)
   end)
+  local exact = query.exactSupplierCode
+  if exact ~= nil then
+    query.exactSupplierCode = nil
+    if query.supplierCode ~= nil then
+      problems[#problems + 1] = { field = "exactSupplierCode",
+        message = "cannot be combined with supplierCode (give one of them)" }
+      table.sort(problems, function(a, b) return a.field < b.field end)
+    else
+      query.supplierCode = exact
+    end
+    return query, problems, exact:lower()
+  end
+  return query, problems, nil
 end
 
 -- Any endpoint's query: string names, scalar values.

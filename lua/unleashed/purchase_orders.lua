@@ -84,12 +84,25 @@ end
 
 --- purchase_orders:each(filters, opts): for po in ... do end
 -- opts: concurrency, page_size, progress(pages_done, pages_total), timeout, retries.
+-- filters.exactSupplierCode keeps only that supplier's orders (the API's
+-- supplierCode is a prefix).
 function Resource:each(f, opts)
-  local query, problems = filters.purchase_orders(f)
+  local query, problems, exact = filters.purchase_orders(f, true)
   local popts, oproblems = client_mod.check_paging_opts(opts, self.client.page_size, self.client.concurrency)
   for _, p in ipairs(oproblems) do problems[#problems + 1] = p end
   raise_problems("invalid listing", problems, "GET", BASE)
-  return self.client:_iterate(BASE, query, popts, self:_wrap())
+  local iterate, s, c, closer = self.client:_iterate(BASE, query, popts, self:_wrap())
+  if not exact then return iterate, s, c, closer end
+  local function matching()
+    while true do
+      local po = iterate()
+      if po == nil then return nil end
+      local sup = po.Supplier
+      local code = type(sup) == "table" and sup.SupplierCode
+      if type(code) == "string" and code:lower() == exact then return po end
+    end
+  end
+  return matching, s, c, closer
 end
 
 --- purchase_orders:list(filters, opts) -> array of every order.
@@ -148,20 +161,64 @@ function Resource:_find(g, query)
   error(v, 0)
 end
 
---- purchase_orders:get(guid, { serialBatch = true }) -> order
-function Resource:get(g, opts)
-  check_guid(g, "guid", "GET")
+-- The API's order numbers are at most 15 characters (the seed's field table).
+local MAX_ORDER_NUMBER = 15
+
+--- purchase_orders:get(ref, { serialBatch = true }) -> order
+-- ref: the order's GUID, or its order number ("PO-00000016", in any case):
+-- one GET by GUID, or one GET with the orderNumber filter.
+function Resource:get(ref, opts)
   local query, problems = get_query(opts)
-  raise_problems("invalid options", problems, "GET", order_path(g))
-  local path = order_path(g)
-  local v, res = self.client:_call("GET", path, { query = query })
-  return setmetatable(expect_order(v, res, "GET", path), self._order_mt)
+  local by_guid = guid.valid(ref)
+  if not by_guid then
+    local ok = type(ref) == "string" and ref ~= "" and not ref:find("%c") and utf8.len(ref)
+      and utf8.len(ref) <= MAX_ORDER_NUMBER
+    if not ok then
+      table.insert(problems, 1, { field = "ref",
+        message = "must be a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX, hex digits) or an order number "
+          .. "(1 to " .. MAX_ORDER_NUMBER .. " characters, no control characters)" })
+    end
+  end
+  local path = by_guid and order_path(ref) or BASE
+  raise_problems("invalid purchase order reference", problems, "GET", path)
+  if by_guid then
+    local v, res = self.client:_call("GET", path, { query = query })
+    return setmetatable(expect_order(v, res, "GET", path), self._order_mt)
+  end
+  query.orderNumber = ref
+  local doc, res = self.client:_call("GET", path, { query = query })
+  client_mod.check_page(doc, res, "GET", path)
+  local want = ref:lower()
+  for _, item in ipairs(doc.Items) do
+    if type(item) == "table" and type(item.OrderNumber) == "string" and item.OrderNumber:lower() == want then
+      return setmetatable(item, self._order_mt)
+    end
+  end
+  local msg = "no purchase order with number " .. ref
+  error(Error.new("not_found", msg, { method = "GET", path = path, status = res.status,
+    attempts = res.attempts, details = { { field = "ref", message = msg } } }), 0)
 end
 
 -- ---- reference data for the arithmetic ----------------------------------------
--- Tax rates follow the API's hierarchy: the product's purchase tax, then the
--- order's own (TaxCode, then Tax, then TaxRate), then the supplier's, then
--- the default purchase tax. Looked up once per client (per company).
+-- A line's tax follows the hierarchy the seed page gives LineTax ("Follows
+-- tax hierarchy: 1. Product 2. Purchase Order 3. Supplier 4. Default
+-- Purchase tax"), read on the fields the live API has (docs/reference.md,
+-- "Tax: how a line is priced", gives the evidence for each step):
+--   0. a LineTax the caller gives always wins;
+--   1. the product: TaxablePurchase == false is no tax; else XeroTaxRate;
+--      else XeroTaxCode, looked up among the taxes for expenses;
+--   2. the order: TaxCode (it "takes precedence over the Tax object"), then
+--      Tax.TaxCode, Tax.TaxRate, then TaxRate; never a Tax's Guid (orders
+--      carry the all-zero one);
+--   3. the supplier: Taxable == false is no tax; else its TaxRate;
+--   4. the client's default_purchase_tax (a code or a rate): no field of the
+--      API gives the account's default purchase tax.
+-- A line none of these prices is refused before anything is sent. Look-ups
+-- are cached per client (per company): one Taxes listing with
+-- canApplyToExpenses=true, made only when a code must be read; one GET per
+-- product (productCode=) and per supplier.
+
+local ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 
 local function cache(client, name)
   local c = client._cache[name]
@@ -172,149 +229,312 @@ local function cache(client, name)
   return c
 end
 
-local function taxes(client)
+-- The taxes that can apply to expenses and are not obsolete, by lower-case
+-- code. The listing asks the server for expense taxes and checks each item
+-- too. A code the list has twice for expenses with different rates is
+-- ambiguous.
+local function expense_taxes(client)
   local c = cache(client, "taxes")
   if not c.loaded then
-    for t in client:each("Taxes", nil, { page_size = 1000 }) do
-      if type(t.TaxCode) == "string" then c[t.TaxCode:lower()] = t end
-      if t.DefaultPurchaseTax then c.default = t end
+    local by_code, clash = {}, {}
+    for t in client:each("Taxes", { canApplyToExpenses = true }, { page_size = 1000 }) do
+      if type(t) == "table" and type(t.TaxCode) == "string" and type(t.TaxRate) == "number"
+          and t.Obsolete ~= true and t.CanApplyToExpenses ~= false then
+        local k = t.TaxCode:lower()
+        local seen = by_code[k]
+        if seen and not arithmetic.same_rate(seen.TaxRate, t.TaxRate) then clash[k] = true end
+        by_code[k] = seen or t
+      end
     end
-    c.loaded = true
+    c.by_code, c.clash, c.loaded = by_code, clash, true
   end
   return c
 end
 
-local function tax_rate_by_code(client, code, field)
-  local t = taxes(client)[code:lower()]
-  if not t or type(t.TaxRate) ~= "number" then
-    Error.raise_validation("unknown tax",
-      { { field = field, message = "no tax with TaxCode \"" .. code .. "\"" } })
+-- The rate of a tax code, or nil and why not.
+local function rate_of_code(client, code)
+  local c = expense_taxes(client)
+  local k = code:lower()
+  if c.clash[k] then
+    return nil, ('tax "%s" is listed twice for expenses with different rates'):format(code)
+  end
+  local t = c.by_code[k]
+  if not t then
+    return nil, ('no tax "%s" among the account\'s taxes for expenses (obsolete ones do not count)')
+      :format(code)
   end
   return t.TaxRate
 end
 
--- Finds one record of a reference resource by Guid or by exact code (case
--- does not matter, as on the server). Code filters are sent but not relied
--- on: the listing is scanned for the exact code, indexing what it passes.
-local function lookup(client, resource, code_field, filter, ref, field)
+local REFS = {
+  Products = { code = "ProductCode", filter = "productCode", noun = "product" },
+  Suppliers = { code = "SupplierCode", filter = "supplierCode", noun = "supplier" },
+}
+
+-- The record of a product or supplier named by Guid (GET /Products/{Guid})
+-- or by code (GET /Products?productCode=...; the filter is not relied on
+-- for an exact match: the answer is scanned for the code, case-insensitive,
+-- as the server matches codes). Found records are cached per client; nil
+-- when the account has none (not cached: it may be added).
+local function find_ref(client, resource, ref)
+  local spec = REFS[resource]
   local c = cache(client, resource)
   c.by_guid, c.by_code = c.by_guid or {}, c.by_code or {}
   local function index(item)
     if type(item) ~= "table" then return end
     if type(item.Guid) == "string" then c.by_guid[item.Guid:lower()] = item end
-    if type(item[code_field]) == "string" then c.by_code[item[code_field]:lower()] = item end
+    if type(item[spec.code]) == "string" then c.by_code[item[spec.code]:lower()] = item end
   end
-  local g = type(ref.Guid) == "string" and ref.Guid:lower()
-  local code = type(ref[code_field]) == "string" and ref[code_field]:lower()
-  local found = (g and c.by_guid[g]) or (not g and code and c.by_code[code])
-  if found then return found end
+  local g = type(ref.Guid) == "string" and ref.Guid:lower() ~= ZERO_GUID and ref.Guid:lower() or nil
+  local code = type(ref[spec.code]) == "string" and ref[spec.code]:lower() or nil
   if g then
+    if c.by_guid[g] then return c.by_guid[g] end
     local ok, v = client:_try("GET", "/" .. resource .. "/" .. ref.Guid)
-    if ok and type(v) == "table" then
-      found = type(v.Guid) == "string" and v or (type(v.Items) == "table" and v.Items[1]) or nil
-    elseif not ok and v.kind ~= "not_found" then
+    if not ok then
+      if v.kind == "not_found" then return nil end
       error(v, 0)
     end
-  elseif code then
-    for item in client:each(resource, { [filter] = ref[code_field] }, { page_size = 1000 }) do
-      index(item)
-      if type(item[code_field]) == "string" and item[code_field]:lower() == code then
-        found = item
-        break
-      end
+    local found = type(v) == "table" and (type(v.Guid) == "string" and v
+      or (type(v.Items) == "table" and v.Items[1])) or nil
+    index(found)
+    return found
+  end
+  if not code then return nil end
+  if c.by_code[code] then return c.by_code[code] end
+  -- The API's largest page, whatever the client's page_size: fewest calls.
+  for item in client:each(resource, { [spec.filter] = ref[spec.code] }, { page_size = 1000 }) do
+    index(item)
+    if type(item) == "table" and type(item[spec.code]) == "string" and item[spec.code]:lower() == code then
+      return item
     end
   end
-  if not found then
-    Error.raise_validation("unknown " .. resource, { { field = field .. (g and ".Guid" or "." .. code_field),
-      message = "no " .. resource:gsub("s$", ""):lower() .. " with this " .. (g and "Guid" or code_field) } })
-  end
-  index(found)
-  return found
+  return nil
 end
 
--- The order-level rate: own tax, supplier's, default. `order` is the body
--- being created (own tax fields) or an order read from the server (whose
--- TaxRate already is the effective order tax).
-local function order_tax_rate(client, order, from_server)
-  if from_server and type(order.TaxRate) == "number" then return order.TaxRate end
-  if type(order.TaxCode) == "string" then return tax_rate_by_code(client, order.TaxCode, "TaxCode") end
-  if type(order.Tax) == "table" then
-    if type(order.Tax.TaxCode) == "string" then
-      return tax_rate_by_code(client, order.Tax.TaxCode, "Tax.TaxCode")
-    end
-    if type(order.Tax.TaxRate) == "number" then return order.Tax.TaxRate end
+-- The problem for a reference the account does not have, naming the value.
+local function unknown_ref(resource, ref, field)
+  local spec = REFS[resource]
+  local g = type(ref.Guid) == "string" and ref.Guid or nil
+  if g and g:lower() ~= ZERO_GUID then
+    return { field = field .. ".Guid", message = ('no %s with Guid "%s"'):format(spec.noun, g) }
   end
+  if type(ref[spec.code]) == "string" then
+    return { field = field .. "." .. spec.code, message = ('no %s "%s"'):format(spec.noun, ref[spec.code]) }
+  end
+  return { field = field .. ".Guid", message = "the all-zero Guid names no " .. spec.noun }
+end
+
+-- Step 1: the product's purchase tax, or nil (none given) and a problem
+-- message when it names a code the account cannot price.
+local function product_rate(client, prod)
+  if type(prod) ~= "table" then return nil end
+  if prod.TaxablePurchase == false then return 0 end
+  if type(prod.XeroTaxRate) == "number" then return prod.XeroTaxRate end
+  if type(prod.XeroTaxCode) == "string" and prod.XeroTaxCode ~= "" then
+    local rate, why = rate_of_code(client, prod.XeroTaxCode)
+    if not rate then
+      return nil, ('product "%s" has purchase tax "%s": %s'):format(tostring(prod.ProductCode),
+        prod.XeroTaxCode, why)
+    end
+    return rate
+  end
+  return nil
+end
+
+-- Step 2: the order's own tax. A body sent to create: TaxCode, Tax.TaxCode,
+-- Tax.TaxRate, TaxRate. An order read from the server: its TaxRate and
+-- Tax.TaxRate already are the rate (its TaxCode may be a code such as NONE
+-- that needs no listing). Returns the rate, or nil; or nil, field, why.
+local function order_rate(client, order, from_server)
+  local tax = type(order.Tax) == "table" and order.Tax or {}
+  if from_server then
+    if type(order.TaxRate) == "number" then return order.TaxRate end
+    if type(tax.TaxRate) == "number" then return tax.TaxRate end
+  end
+  for _, c in ipairs{ { order.TaxCode, "TaxCode" }, { tax.TaxCode, "Tax.TaxCode" } } do
+    if type(c[1]) == "string" and c[1] ~= "" then
+      local rate, why = rate_of_code(client, c[1])
+      if not rate then return nil, c[2], why end
+      return rate
+    end
+  end
+  if type(tax.TaxRate) == "number" then return tax.TaxRate end
   if type(order.TaxRate) == "number" then return order.TaxRate end
-  if type(order.Supplier) == "table" then
-    local sup = lookup(client, "Suppliers", "SupplierCode", "supplierCode", order.Supplier, "Supplier")
-    if type(sup.TaxCode) == "string" and sup.TaxCode ~= "" then
-      if type(sup.TaxRate) == "number" then return sup.TaxRate end
-      return tax_rate_by_code(client, sup.TaxCode, "Supplier")
-    end
-  end
-  local d = taxes(client).default
-  if not d then
-    Error.raise_validation("no default tax", { { field = "Tax",
-      message = "the account has no default purchase tax; give TaxCode or LineTax" } })
-  end
-  return d.TaxRate
+  return nil
 end
 
-local function line_tax_rate(client, line, order_rate_fn, field)
-  if type(line.Product) == "table" then
-    local prod = lookup(client, "Products", "ProductCode", "productCode", line.Product, field .. ".Product")
-    if type(prod.PurchaseTaxCode) == "string" and prod.PurchaseTaxCode ~= "" then
-      if type(prod.PurchaseTaxRate) == "number" then return prod.PurchaseTaxRate end
-      return tax_rate_by_code(client, prod.PurchaseTaxCode, field .. ".Product")
-    end
-  end
-  return order_rate_fn()
+-- Step 3: the supplier's record.
+local function supplier_rate(sup)
+  if type(sup) ~= "table" then return nil end
+  if sup.Taxable == false then return 0 end
+  if type(sup.TaxRate) == "number" then return sup.TaxRate end
+  return nil
 end
 
--- Fills LineTotal (and checks a given one) and LineTax for one line.
-local function fill_line(client, line, field, order_rate_fn, problems)
-  local expected
-  if line.OrderQuantity ~= nil and (line.UnitPrice ~= nil or line.LineTotal == nil) then
-    expected = arithmetic.line_total(line.OrderQuantity, line.UnitPrice or 0, line.DiscountRate)
+-- Step 4: the client's option. Returns the rate, or nil; or nil and why.
+local function default_rate(client)
+  local d = client._default_purchase_tax
+  if type(d) == "number" then return d end
+  if type(d) == "string" then
+    local rate, why = rate_of_code(client, d)
+    if not rate then return nil, why end
+    return rate
   end
-  if line.LineTotal == nil then
-    line.LineTotal = expected
-  elseif expected and not arithmetic.same_cents(expected, line.LineTotal) then
-    problems[#problems + 1] = { field = field .. ".LineTotal",
-      message = ("must equal round2(OrderQuantity x UnitPrice x (1 - DiscountRate)) = %.2f")
-        :format(expected) }
-  end
-  if line.LineTax == nil and line.LineTotal ~= nil then
-    line.LineTax = arithmetic.line_tax(line.LineTotal, line_tax_rate(client, line, order_rate_fn, field))
-  end
+  return nil
 end
 
 local function memo(fn)
-  local done, value = false, nil
+  local done, a, b, c = false, nil, nil, nil
   return function()
-    if not done then value, done = fn(), true end
-    return value
+    if not done then
+      a, b, c = fn()
+      done = true
+    end
+    return a, b, c
   end
 end
 
--- Fills what the server requires and can be derived: line numbers, line
--- totals and taxes, SubTotal, TaxTotal, Total. Checks given figures.
-local function fill_order(client, body)
-  local lines = body.PurchaseOrderLines or {}
-  local problems = {}
-  local order_rate = memo(function() return order_tax_rate(client, body, false) end)
-  local next_number = 0
-  for _, line in ipairs(lines) do
-    local n = math.tointeger(line.LineNumber)
-    if n and n > next_number then next_number = n end
-  end
+-- Fills each line's LineTotal, or checks a given one: no look-up needed.
+local function line_totals(lines, field, problems)
   for i, line in ipairs(lines) do
-    if line.LineNumber == nil then
-      next_number = next_number + 1
-      line.LineNumber = next_number
+    local expected
+    if line.OrderQuantity ~= nil and (line.UnitPrice ~= nil or line.LineTotal == nil) then
+      expected = arithmetic.line_total(line.OrderQuantity, line.UnitPrice or 0, line.DiscountRate)
     end
-    fill_line(client, line, "PurchaseOrderLines[" .. i .. "]", order_rate, problems)
+    if line.LineTotal == nil then
+      line.LineTotal = expected
+    elseif expected and not arithmetic.same_cents(expected, line.LineTotal) then
+      problems[#problems + 1] = { field = field(i) .. ".LineTotal",
+        message = ("must equal round2(OrderQuantity x UnitPrice x (1 - DiscountRate)) = %.2f")
+          :format(expected) }
+    end
   end
+end
+
+-- Fills the LineTax of lines without one, by the hierarchy. `ctx`: client;
+-- field(i) the line's field path; product(i) its product record (nil when
+-- unknown); order() step 2; supplier() the supplier's record; skip (lines
+-- not to price); problems; unpriced (lines none of the steps priced).
+local function line_taxes(ctx, lines)
+  local client, problems = ctx.client, ctx.problems
+  ctx.reported = ctx.reported or {}
+  local function report(field, message)
+    if field and not ctx.reported[field .. message] then
+      ctx.reported[field .. message] = true
+      problems[#problems + 1] = { field = field, message = message }
+    end
+  end
+  ctx.report = report
+  for i, line in ipairs(lines) do
+    local field = ctx.field(i)
+    if line.LineTax == nil and line.LineTotal ~= nil and not ctx.skip[i] then
+      local rate, why = product_rate(client, ctx.product(i))
+      if why then report(field .. ".Product", why) end
+      if rate == nil and not why then
+        local f
+        rate, f, why = ctx.order()
+        if f then report(f, why) end
+        if rate == nil and not f then
+          rate = supplier_rate(ctx.supplier())
+          if rate == nil then
+            rate, why = default_rate(client)
+            if why then report("default_purchase_tax", why) end
+          end
+        end
+      end
+      if rate ~= nil then
+        line.LineTax = arithmetic.line_tax(line.LineTotal, rate)
+      elseif not why then
+        ctx.unpriced[#ctx.unpriced + 1] = i
+      end
+    end
+  end
+end
+
+-- The problem of lines with nothing to price them from: one per line, and
+-- the ways to fix it. Returns the summary for the error.
+local function unpriced_problems(ctx, lines)
+  local names = {}
+  local sup = ctx.supplier()
+  local sup_name = type(sup) == "table" and sup.SupplierCode or "the supplier"
+  for _, i in ipairs(ctx.unpriced) do
+    local prod = ctx.product(i)
+    local code = type(prod) == "table" and prod.ProductCode
+      or type(lines[i].Product) == "table" and (lines[i].Product.ProductCode or lines[i].Product.Guid)
+    names[#names + 1] = ctx.field(i)
+    ctx.problems[#ctx.problems + 1] = { field = ctx.field(i) .. ".LineTax", message = (
+      'no tax rate: product "%s" has no purchase tax (XeroTaxCode, XeroTaxRate, TaxablePurchase), the order '
+      .. 'has no TaxCode, Tax or TaxRate, supplier "%s" has no TaxRate and is not marked untaxed, and the '
+      .. 'client has no default_purchase_tax'):format(tostring(code), tostring(sup_name)) }
+  end
+  local fix = "give each of these lines a LineTax, or the order a TaxCode (or Tax, TaxRate), or the client "
+    .. 'the option default_purchase_tax (the account\'s default purchase tax: a code such as "G.S.T." or a '
+    .. "rate such as 0.15)"
+  ctx.problems[#ctx.problems + 1] = { field = "default_purchase_tax", message = fix }
+  return "no tax rate for " .. table.concat(names, ", ") .. ": " .. fix
+end
+
+-- Which unit a quantity is in (docs/reference.md, "Quantities and units"):
+-- a line read back has OrderQuantity and ReceiptQuantity in the product's
+-- base unit, PurchaseUnitOrderQuantity and PurchaseUnitReceiptQuantity in
+-- the line's UnitOfMeasure. On a POST the server reads OrderQuantity "in the
+-- purchasing unit if UnitOfMeasure is provided" (the seed). So a new line
+-- that carries PurchaseUnit* quantities (a line read back and sent again)
+-- is sent with those as its quantities, in its UnitOfMeasure; without a
+-- UnitOfMeasure the two must agree (the base unit is then the line's).
+local UNIT_PAIRS = { { "OrderQuantity", "PurchaseUnitOrderQuantity" },
+                     { "ReceiptQuantity", "PurchaseUnitReceiptQuantity" } }
+
+local function positive_quantity(v, field, problems, zero_ok)
+  local finite = type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+  if not finite or v < 0 or (v == 0 and not zero_ok) then
+    problems[#problems + 1] = { field = field, message = zero_ok and "must be a number of 0 or more"
+      or "must be a number greater than 0" }
+    return nil
+  end
+  return arithmetic.round4(v)
+end
+
+-- Pending batch and serial numbers go out under the JSON names of the
+-- seed's request tables, Number and Identifier, also when given as they
+-- read back (BatchNumber, SerialNumber); CreatedOn is the server's.
+local function pending_json_names(line)
+  for _, b in ipairs(type(line.PendingBatchNumbers) == "table" and line.PendingBatchNumbers or {}) do
+    if type(b) == "table" then
+      if b.Number == nil then b.Number = b.BatchNumber end
+      b.BatchNumber, b.CreatedOn = nil, nil
+    end
+  end
+  for _, sn in ipairs(type(line.PendingSerialNumbers) == "table" and line.PendingSerialNumbers or {}) do
+    if type(sn) == "table" then
+      if sn.Identifier == nil then sn.Identifier = sn.SerialNumber end
+      sn.SerialNumber, sn.CreatedOn = nil, nil
+    end
+  end
+end
+
+local function new_line_quantities(line, field, problems)
+  pending_json_names(line)
+  for k, pair in ipairs(UNIT_PAIRS) do
+    local base, own = pair[1], pair[2]
+    if line[own] ~= nil then
+      local q = positive_quantity(line[own], field .. "." .. own, problems, k == 2)
+      if q then
+        if type(line.UnitOfMeasure) ~= "table" and line[base] ~= nil
+            and not arithmetic.same_quantity(line[base], q) then
+          problems[#problems + 1] = { field = field .. "." .. own, message = ("is %s but %s is %s, and the "
+            .. "line has no UnitOfMeasure to say which unit %s is in: give the UnitOfMeasure, or only %s")
+            :format(arithmetic.quantity_text(q), base, arithmetic.quantity_text(line[base]), own, base) }
+        end
+        line[base] = q
+      end
+    end
+  end
+end
+
+-- SubTotal, TaxTotal and Total from the lines: filled when absent, checked
+-- when given.
+local function order_totals(body, lines, problems)
   local sub, tax = arithmetic.totals(lines)
   for name, want in pairs{ SubTotal = sub, TaxTotal = tax } do
     if body[name] == nil then body[name] = want
@@ -330,8 +550,83 @@ local function fill_order(client, body)
     problems[#problems + 1] = { field = "Total",
                                 message = ("must equal SubTotal + TaxTotal = %.2f"):format(want_total) }
   end
+end
+
+local function sorted(problems)
   table.sort(problems, function(a, b) return a.field < b.field end)
   return problems
+end
+
+-- Fills what the server requires and can be derived: line numbers, line
+-- totals and taxes, SubTotal, TaxTotal, Total; checks given figures. What
+-- needs no look-up is checked first, and refused without a request. Then
+-- the supplier and every product are looked up, so that every unknown one
+-- is reported at once, and the lines without LineTax are priced. Returns
+-- the problems and a summary for the error (nil: "invalid purchase order").
+local function fill_order(client, body)
+  local lines = body.PurchaseOrderLines or {}
+  local problems = {}
+  local function field(i) return "PurchaseOrderLines[" .. i .. "]" end
+  local next_number = 0
+  for _, line in ipairs(lines) do
+    local n = math.tointeger(line.LineNumber)
+    if n and n > next_number then next_number = n end
+  end
+  local all_taxed = true
+  for i, line in ipairs(lines) do
+    if line.LineNumber == nil then
+      next_number = next_number + 1
+      line.LineNumber = next_number
+    end
+    new_line_quantities(line, field(i), problems)
+    if line.LineTax == nil then all_taxed = false end
+  end
+  line_totals(lines, field, problems)
+  if all_taxed then order_totals(body, lines, problems) end
+  if #problems > 0 then return sorted(problems) end
+
+  local unknown = {}
+  local sup
+  if type(body.Supplier) == "table" then
+    sup = find_ref(client, "Suppliers", body.Supplier)
+    if not sup then unknown[#unknown + 1] = unknown_ref("Suppliers", body.Supplier, "Supplier") end
+  end
+  local products, skip = {}, {}
+  for i, line in ipairs(lines) do
+    if type(line.Product) == "table" then
+      products[i] = find_ref(client, "Products", line.Product)
+      if not products[i] then
+        unknown[#unknown + 1] = unknown_ref("Products", line.Product, field(i) .. ".Product")
+        skip[i] = true
+      end
+    end
+  end
+  for _, p in ipairs(unknown) do problems[#problems + 1] = p end
+  local ctx = {
+    client = client, problems = problems, unpriced = {}, skip = skip, field = field,
+    product = function(i) return products[i] end,
+    order = memo(function() return order_rate(client, body, false) end),
+    supplier = function() return sup end,
+  }
+  -- An order's tax code is checked whether or not a line needs it: the
+  -- server reads it either way.
+  line_taxes(ctx, lines)
+  if type(body.TaxCode) == "string" or (type(body.Tax) == "table" and type(body.Tax.TaxCode) == "string") then
+    local _, f, why = ctx.order()
+    if f then ctx.report(f, why) end
+  end
+  local summary
+  if #unknown > 0 then
+    local names = {}
+    for i, p in ipairs(unknown) do names[i] = p.message:gsub("^no ", "") end
+    summary = "unknown " .. table.concat(names, ", ")
+  end
+  if #ctx.unpriced > 0 then
+    local s = unpriced_problems(ctx, lines)
+    summary = summary and (summary .. "; " .. s) or s
+  end
+  if #problems == 0 and not all_taxed then order_totals(body, lines, problems) end
+  return sorted(problems), summary
 end
 
 -- ---- create -----------------------------------------------------------------
@@ -403,8 +698,9 @@ function Resource:create(t)
   raise_problems("invalid purchase order", problems, "POST", BASE)
   body.Guid = body.Guid or guid.new()
   local path = order_path(body.Guid)
-  problems = fill_order(self.client, body)
-  raise_problems("invalid purchase order", problems, "POST", path)
+  local summary
+  problems, summary = fill_order(self.client, body)
+  raise_problems(summary or "invalid purchase order", problems, "POST", path)
 
   local res = self.client:_send("POST", path, { body = body, idempotent = true })
   local e = Error.from_response(res, "POST", path, { create = true })
@@ -454,7 +750,6 @@ local function self_guid(po)
   return g
 end
 
-local function order_mt_of(po) return getmetatable(po) end
 
 -- Reads the order back and replaces the object's fields.
 function Order:refresh()
@@ -543,9 +838,30 @@ function Order:add_line(line)
     body.LineNumber = max + 1
   end
   problems = {}
-  local mt = order_mt_of(self)
-  fill_line(client, body, "line", memo(function() return order_tax_rate(mt.client, self, true) end), problems)
-  raise_problems("invalid line", problems, "POST", path)
+  new_line_quantities(body, "line", problems)
+  line_totals({ body }, function() return "line" end, problems)
+  raise_problems("invalid line", sorted(problems), "POST", path)
+  local prod, unknown
+  if type(body.Product) == "table" then
+    prod = find_ref(client, "Products", body.Product)
+    if not prod then
+      unknown = unknown_ref("Products", body.Product, "line.Product")
+      problems[#problems + 1] = unknown
+    end
+  end
+  local ctx = {
+    client = client, problems = problems, unpriced = {}, skip = { unknown ~= nil },
+    field = function() return "line" end, product = function() return prod end,
+    order = memo(function() return order_rate(client, self, true) end),
+    supplier = memo(function()
+      return type(self.Supplier) == "table" and find_ref(client, "Suppliers", self.Supplier) or nil
+    end),
+  }
+  line_taxes(ctx, { body })
+  local what = unknown and ("unknown " .. unknown.message:gsub("^no ", "")) or "invalid line"
+  if #ctx.unpriced > 0 then what = unpriced_problems(ctx, { body }) end
+  table.sort(problems, function(a, b) return a.field < b.field end)
+  raise_problems(what, problems, "POST", path)
   local ok, v = client:_try("POST", path, { body = body, idempotent = true }, { create = true })
   if not ok and not (Error.is_ambiguous(v) or is_already_exists(v)) then error(v, 0) end
   if ok then absorb(self, v) else self:refresh() end
@@ -559,6 +875,12 @@ end
 
 --- po:update_line(line_guid, fields) -> the line as stored. Fields not given
 -- keep their values; LineTotal and LineTax are recomputed when not given.
+-- Quantities are in the units a line reads back with: OrderQuantity and
+-- ReceiptQuantity in the product's base unit, PurchaseUnitOrderQuantity and
+-- PurchaseUnitReceiptQuantity in the line's UnitOfMeasure; so a quantity
+-- read and sent back unchanged changes nothing. The PUT carries them in the
+-- base unit, without UnitOfMeasure (N/A on a PUT), and LineTotal in the
+-- line's unit.
 function Order:update_line(line_guid, fields)
   local client = client_of(self)
   local g = self_guid(self)
@@ -581,23 +903,72 @@ function Order:update_line(line_guid, fields)
       method = "PUT", path = path,
       details = { { field = "line_guid", message = "no such line in this order" } } }), 0)
   end
-  -- The arithmetic needs the quantity in the line's unit, the price and the discount.
+  -- Quantities: what to send (base unit) and the order quantity in the
+  -- line's unit for the arithmetic.
+  local factor = arithmetic.unit_factor(existing)
+  local unit = type(existing.UnitOfMeasure) == "table" and existing.UnitOfMeasure.Name or "its unit"
+  local line_qty
+  for k, pair in ipairs(UNIT_PAIRS) do
+    local base, own = pair[1], pair[2]
+    local q_own
+    if fields[own] ~= nil then
+      q_own = positive_quantity(fields[own], own, problems, k == 2)
+      if q_own then
+        local as_base = arithmetic.to_base_unit(q_own, factor)
+        if body[base] ~= nil and not arithmetic.same_quantity(body[base], as_base) then
+          problems[#problems + 1] = { field = own, message = ("is %s %s, which is %s in the product's base "
+            .. "unit, but %s is %s"):format(arithmetic.quantity_text(q_own), unit,
+            arithmetic.quantity_text(as_base), base, arithmetic.quantity_text(body[base])) }
+        end
+        body[base] = as_base
+      end
+    elseif body[base] ~= nil then
+      q_own = arithmetic.to_line_unit(body[base], factor)
+      if not q_own then
+        problems[#problems + 1] = { field = base, message = ("is in the product's base unit (as the line "
+          .. "reads back), and %s is not a quantity of the line's unit %s (%s base units each) to 4 "
+          .. "places: give a multiple of %s, or %s in %s"):format(arithmetic.quantity_text(body[base]), unit,
+          arithmetic.quantity_text(factor), arithmetic.quantity_text(factor), own, unit) }
+      end
+    end
+    body[own] = nil
+    if k == 1 then line_qty = q_own end
+  end
+  raise_problems("invalid line", problems, "PUT", path)
+  pending_json_names(body)
   if body.OrderQuantity == nil then
-    body.OrderQuantity = existing.PurchaseUnitOrderQuantity or existing.OrderQuantity
+    body.OrderQuantity = existing.OrderQuantity
+    line_qty = existing.PurchaseUnitOrderQuantity or existing.OrderQuantity
   end
   if body.UnitPrice == nil then body.UnitPrice = existing.UnitPrice end
   if body.DiscountRate == nil then body.DiscountRate = existing.DiscountRate end
-  local recompute = fields.OrderQuantity ~= nil or fields.UnitPrice ~= nil or fields.DiscountRate ~= nil
+  local recompute = fields.OrderQuantity ~= nil or fields.PurchaseUnitOrderQuantity ~= nil
+    or fields.UnitPrice ~= nil or fields.DiscountRate ~= nil
   if body.LineTotal == nil then
-    body.LineTotal = arithmetic.line_total(body.OrderQuantity, body.UnitPrice or 0, body.DiscountRate)
+    body.LineTotal = arithmetic.line_total(line_qty, body.UnitPrice or 0, body.DiscountRate)
   end
   if body.LineTax == nil then
     if not recompute and fields.LineTotal == nil and existing.LineTax ~= nil then
       body.LineTax = existing.LineTax
+    elseif type(existing.LineTaxRate) == "number" then
+      -- The server priced this line already: its rate followed the hierarchy.
+      body.LineTax = arithmetic.line_tax(body.LineTotal, existing.LineTaxRate)
     else
-      local rate = existing.LineTaxRate
-      if type(rate) ~= "number" then rate = order_tax_rate(client, self, true) end
-      body.LineTax = arithmetic.line_tax(body.LineTotal, rate)
+      local prod = type(existing.Product) == "table" and find_ref(client, "Products", existing.Product) or nil
+      local priced = { LineTotal = body.LineTotal }
+      local ctx = {
+        client = client, problems = problems, unpriced = {}, skip = {},
+        field = function() return "line" end, product = function() return prod end,
+        order = memo(function() return order_rate(client, self, true) end),
+        supplier = memo(function()
+          return type(self.Supplier) == "table" and find_ref(client, "Suppliers", self.Supplier) or nil
+        end),
+      }
+      line_taxes(ctx, { priced })
+      local what = "invalid line"
+      if #ctx.unpriced > 0 then what = unpriced_problems(ctx, { existing }) end
+      raise_problems(what, problems, "PUT", path)
+      body.LineTax = priced.LineTax
     end
   end
   local v = client:_call("PUT", path, { body = body })
@@ -662,6 +1033,12 @@ local function step(po, name, target_statuses)
       error(v, 0)
     end
   end
+end
+
+--- po:place(): PUT /PurchaseOrders/{guid} with OrderStatus Placed (the API
+-- has no step of its own for it; a PUT is safe to repeat).
+function Order:place()
+  return self:update{ OrderStatus = "Placed" }
 end
 
 --- po:receipt(): POST .../Receipt

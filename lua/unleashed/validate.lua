@@ -225,8 +225,11 @@ local Supplier = ref("Supplier", { Guid = M.guid, SupplierCode = M.string(500),
                                    SupplierName = M.any }, { "Guid", "SupplierCode" })
 local Currency = ref("Currency", { Guid = M.guid, CurrencyCode = M.string(3), Description = M.any },
                      { "Guid", "CurrencyCode" })
+-- An order's Tax as it reads back has the Taxes resource's fields (the
+-- recorded shape); only TaxCode and TaxRate are read, never its Guid.
 local Tax = ref("Tax", { TaxCode = M.string(25), TaxRate = M.decimal(nil, 0, 1), Guid = M.any,
-                         Description = M.any }, { "TaxCode", "TaxRate" })
+                         Description = M.any, CanApplyToExpenses = M.any, CanApplyToRevenue = M.any,
+                         Obsolete = M.any, LastModifiedOn = M.any }, { "TaxCode", "TaxRate" })
 local Warehouse = ref("Warehouse", { Guid = M.guid, WarehouseCode = M.string(15), WarehouseName = M.any },
                       { "Guid", "WarehouseCode" })
 local Product = ref("Product", { Guid = M.guid, ProductCode = M.string(100), ProductDescription = M.any,
@@ -459,6 +462,20 @@ M.OPTIONS = {
     return v
   end,
   max_body = integer_in(1024, 0x7fffffff),
+  -- The account's default purchase tax, the last step of the tax hierarchy
+  -- (the API has no field for it): a tax code, or a rate from 0 to 1.
+  default_purchase_tax = function(v, path, problems)
+    if type(v) == "number" then
+      if v ~= v or v < 0 or v > 1 then
+        return add(problems, path, "must be a tax code (a string) or a rate from 0 to 1")
+      end
+      return v
+    end
+    if type(v) ~= "string" or v:find("^%s*$") or v:find("%c") or not utf8.len(v) or utf8.len(v) > 50 then
+      return add(problems, path, "must be a tax code (a string of 1 to 50 characters) or a rate from 0 to 1")
+    end
+    return v
+  end,
   on_request = function(v, path, problems)
     local mt = getmetatable(v)
     if type(v) ~= "function" and not (type(mt) == "table" and mt.__call) then

@@ -1,6 +1,13 @@
 -- CSV per RFC 4180, for the command's output and the example workflows:
 -- fields holding a comma, a double quote, CR or LF are quoted with the quotes
 -- doubled; records end with CRLF as the RFC asks.
+--
+-- Written CSV is safe to open in a spreadsheet: a text field that starts
+-- with =, +, -, @, a tab or a carriage return would be run as a formula
+-- there (`=cmd|' /C calc'!A0` in a supplier's reference), so it gets a
+-- leading ' that makes the spreadsheet show it as text. Numbers, and text
+-- that is a plain decimal number ("-12.50"), stay as they are. A caller that
+-- wants the raw text asks for it (raw = true).
 local M = {}
 
 -- Numbers print in the shortest form that reads back to the same value, so a
@@ -21,18 +28,26 @@ local function text(v)
 end
 M.text = text
 
-function M.field(v)
+-- The text a spreadsheet would read as a formula, made inert.
+function M.neutralise(s)
+  if s:find("^[=+%-@\t\r]") and not s:find("^[+-]?%d+%.?%d*$") then return "'" .. s end
+  return s
+end
+
+function M.field(v, raw)
   local s = text(v)
+  if type(v) == "string" and not raw then s = M.neutralise(s) end
   if s:find('[,"\r\n]') then
     return '"' .. s:gsub('"', '""') .. '"'
   end
   return s
 end
 
--- One record (a list of values, n of them: nils are empty fields).
-function M.record(values, n)
+-- One record (a list of values, n of them: nils are empty fields). raw:
+-- text fields exactly as given, even those a spreadsheet would run.
+function M.record(values, n, raw)
   local out = {}
-  for i = 1, n or #values do out[i] = M.field(values[i]) end
+  for i = 1, n or #values do out[i] = M.field(values[i], raw) end
   return table.concat(out, ",") .. "\r\n"
 end
 

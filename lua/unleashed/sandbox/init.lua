@@ -265,8 +265,22 @@ local function new_line(l, ctx)
 end
 
 -- Writes answer with the whole order: full products and batch/serial fields.
-function App:_full(order)
-  return respond(200, self:order_json(order, false, true))
+-- A create answers 201 Created, as every create the live API was recorded
+-- answering did (the bare object, no envelope).
+function App:_full(order, status)
+  return respond(status or 200, self:order_json(order, false, true))
+end
+
+-- A receipt's batch and serial numbers, checked before stock moves: 400
+-- with one item per line that falls short (orders.receipt_problems).
+local function receipt_refusal(order, ref)
+  local problems = orders.receipt_problems(order, ref)
+  if #problems == 0 then return nil end
+  local errs = validate.errors()
+  for _, p in ipairs(problems) do
+    errs:add(p[1], p[2], p[1]:find("Serial") and "SerialNumbersMismatch" or "BatchQuantitiesMismatch")
+  end
+  return invalid(errs)
 end
 
 local header_fields = {
@@ -319,6 +333,8 @@ function App:create_order(guid, body)
   for i, l in ipairs(f.lines) do order.lines[i] = new_line(l, ctx) end
   -- Complete on create: receipted and completed at once.
   if order.OrderStatus == "Complete" then
+    local refused = receipt_refusal(order, self.ref)
+    if refused then return refused end
     orders.receipt(order, ctx)
     orders.complete(order, ctx)
   end
@@ -327,7 +343,7 @@ function App:create_order(guid, body)
   self.by_guid[guid] = order
   self.by_number[number:lower()] = order
   self:_changed(order)
-  return self:_full(order)
+  return self:_full(order, 201)
 end
 
 local function closed_status(order)
@@ -370,6 +386,10 @@ function App:update_order(order, body)
     errs:add("Warehouse", "Warehouse cannot change after the purchase order is receipted")
   end
   if errs:any() then return invalid(errs) end
+  if new == "Complete" and not receipted then
+    local refused = receipt_refusal(order, self.ref)
+    if refused then return refused end
+  end
   local ctx = self:_ctx()
   if f.supplier and f.supplier.Guid ~= order.supplier then
     order.supplier = f.supplier.Guid
@@ -420,6 +440,8 @@ function App:receipt_order(order)
     return describe(400, fmt("Purchase order %s is %s: only a Placed purchase order can be receipted",
                              order.OrderNumber, order.OrderStatus))
   end
+  local refused = receipt_refusal(order, self.ref)
+  if refused then return refused end
   local ctx = self:_ctx()
   orders.receipt(order, ctx)
   orders.touch(order, ctx)
@@ -464,13 +486,13 @@ function App:add_line(order, body)
     if l.Guid and line.Guid == l.Guid then errs:add("Guid", "A line with this Guid already exists") end
   end
   validate.default_price(l, order.ExchangeRate)
-  validate.check_line_arithmetic(l, "", errs, orders.order_tax(order, self.ref), l.DiscountRate)
+  validate.check_line_arithmetic(l, "", errs, l.DiscountRate)
   if errs:any() then return invalid(errs) end
   local ctx = self:_ctx()
   order.lines[#order.lines + 1] = new_line(l, ctx)
   orders.touch(order, ctx)
   self:_changed(order)
-  return self:_full(order)
+  return self:_full(order, 201)
 end
 
 local function find_line(order, line_guid)
@@ -498,7 +520,7 @@ function App:update_line(order, line_guid, body)
   if l.UnitPrice == nil then l.UnitPrice = line.UnitPrice end
   local discount = l.DiscountRate
   if not l.present.DiscountRate then discount = line.DiscountRate end
-  validate.check_line_arithmetic(l, "", errs, orders.order_tax(order, self.ref), discount)
+  validate.check_line_arithmetic(l, "", errs, discount)
   if errs:any() then return invalid(errs) end
   local ctx = self:_ctx()
   line.PurchaseUnitOrderQuantity = l.OrderQuantity
@@ -563,65 +585,122 @@ function App:get_order(order, map)
 end
 
 -- ---- reference resources -------------------------------------------------------
-local function tax_rate_or_null(code, ref)
-  return code and json.dec(ref.tax_by_code[code:lower()].TaxRate) or "null"
+-- Each in the shape the recorded answers give it (Products as in 2021,
+-- Warehouses as nested in 2021, Taxes and Currencies as nested in 2014 and
+-- 2018, with the rates the Taxes page and the currency fields name);
+-- Suppliers were never recorded: the fields the tax hierarchy reads
+-- (Taxable, TaxRate), the currency, and the codes.
+local str, dec6, bool, date = json.str, function(x) return json.decp(x, 6) end, json.bool, json.date
+local function decp(x, places) return json.decp(x, places) end
+
+local function product_json(p)
+  local tiers = {}
+  for t = 1, 10 do
+    tiers[t] = concat{ ',"SellPriceTier', t, '":{"Name":', str(p.tiers[t][1]),
+                       ',"Value":', str(p.tiers[t][2]), '}' }
+  end
+  local g, u, sup = p.ProductGroup, p.UnitOfMeasure, p.supplier
+  return concat{ '{"ProductCode":', str(p.ProductCode), ',"ProductDescription":', str(p.ProductDescription),
+    ',"Barcode":', str(p.Barcode), ',"PackSize":', decp(p.PackSize, 4), ',"Width":', decp(p.Width, 3),
+    ',"Height":', decp(p.Height, 3), ',"Depth":', decp(p.Depth, 3), ',"Weight":', decp(p.Weight, 3),
+    ',"MinStockAlertLevel":', decp(p.MinStockAlertLevel, 4),
+    ',"MaxStockAlertLevel":', decp(p.MaxStockAlertLevel, 4), ',"ReOrderPoint":null',
+    ',"UnitOfMeasure":', orders.unit_ref(u), ',"NeverDiminishing":false',
+    ',"LastCost":', decp(p.LastCost, 4), ',"DefaultPurchasePrice":', decp(p.DefaultPurchasePrice, 4),
+    ',"DefaultSellPrice":', decp(p.DefaultSellPrice, 4), ',"CustomerSellPrice":null',
+    ',"AverageLandPrice":', decp(p.AverageLandPrice, 4), ',"Obsolete":', bool(p.Obsolete),
+    ',"Notes":', str(p.Notes),
+    ',"Images":', p.ImageUrl and concat{ '[{"Url":', str(p.ImageUrl), ',"IsDefault":true}]' } or "null",
+    ',"ImageUrl":', str(p.ImageUrl), concat(tiers),
+    ',"XeroTaxCode":', str(p.XeroTaxCode), ',"XeroTaxRate":', dec6(p.XeroTaxRate),
+    ',"TaxablePurchase":', bool(p.TaxablePurchase), ',"TaxableSales":', bool(p.TaxableSales),
+    ',"XeroSalesTaxCode":', str(p.XeroSalesTaxCode), ',"XeroSalesTaxRate":', dec6(p.XeroSalesTaxRate),
+    ',"IsComponent":false,"IsAssembledProduct":false',
+    ',"ProductGroup":{"GroupName":', str(g.GroupName), ',"Guid":', str(g.Guid),
+      ',"LastModifiedOn":', date(g.LastModifiedOn), '}',
+    ',"XeroSalesAccount":null,"XeroCostOfGoodsAccount":null,"PurchaseAccount":null,"BinLocation":null',
+    ',"Supplier":', sup and concat{ '{"SupplierProductCode":', str(p.SupplierProductCode),
+      ',"SupplierProductDescription":', str(p.SupplierProductDescription),
+      ',"SupplierProductPrice":', decp(p.DefaultPurchasePrice, 4), ',"Guid":', str(sup.Guid),
+      ',"SupplierCode":', str(sup.SupplierCode), ',"SupplierName":', str(sup.SupplierName), '}' } or "null",
+    ',"AttributeSet":null,"SourceId":null,"SourceVariantParentId":null',
+    ',"IsSerialized":', bool(p.IsSerialized), ',"IsBatchTracked":', bool(p.IsBatchTracked),
+    ',"IsSellable":true,"MinimumSellPrice":null,"MinimumSaleQuantity":null,"MinimumOrderQuantity":null',
+    ',"CreatedBy":', str(p.CreatedBy), ',"CreatedOn":', date(p.CreatedOn),
+    ',"LastModifiedBy":', str(p.LastModifiedBy),
+    ',"CommerceCode":null,"CustomsDescription":null,"SupplementaryClassificationAbbreviation":null',
+    ',"ICCCountryCode":null,"ICCCountryName":null',
+    ',"Guid":', str(p.Guid), ',"LastModifiedOn":', date(p.LastModifiedOn), '}' }
 end
 
+local function supplier_json(s)
+  return concat{ '{"Guid":', str(s.Guid), ',"SupplierCode":', str(s.SupplierCode),
+    ',"SupplierName":', str(s.SupplierName), ',"Email":', str(s.Email),
+    ',"Currency":', orders.currency_ref(s.Currency), ',"Taxable":', bool(s.Taxable),
+    ',"TaxRate":', dec6(s.TaxRate), ',"EORINumber":', str(s.EORINumber), ',"Obsolete":', bool(s.Obsolete),
+    ',"CreatedOn":', date(s.CreatedOn), ',"LastModifiedOn":', date(s.LastModifiedOn), '}' }
+end
+
+local function currency_json(c)
+  return concat{ '{"CurrencyCode":', str(c.CurrencyCode), ',"Description":', str(c.Description),
+    ',"DefaultBuyRate":', dec6(c.DefaultBuyRate), ',"DefaultSellRate":', dec6(c.DefaultSellRate),
+    ',"Guid":', str(c.Guid), ',"LastModifiedOn":', date(c.LastModifiedOn), '}' }
+end
+
+-- The documented filters of each resource: a code (prefix or exact match,
+-- case-insensitive), includeObsolete (default false: obsolete records are
+-- left out), the Taxes page's canApplyToExpenses and canApplyToRevenue, and
+-- modifiedSince (LastModifiedOn on or after it) everywhere.
 local reference = {
-  suppliers = { list = "suppliers", by_guid = "supplier_by_guid", encode = function(s)
-    return concat{ '{"Guid":', json.str(s.Guid), ',"SupplierCode":', json.str(s.SupplierCode),
-      ',"SupplierName":', json.str(s.SupplierName), ',"Currency":', orders.currency_ref(s.Currency),
-      ',"TaxCode":', json.str(s.TaxCode), ',"TaxRate":', json.dec(s.TaxRate),
-      ',"EORINumber":', json.str(s.EORINumber), ',"Email":', json.str(s.Email),
-      ',"Obsolete":', json.bool(s.Obsolete), ',"LastModifiedOn":', json.date(s.LastModifiedOn), '}' }
-  end },
-  products = { list = "products", by_guid = "product_by_guid", encode = function(p, ref)
-    local units = {}
-    for i, pu in ipairs(p.purchase_units) do
-      local u = ref.unit_by_guid[pu.unit]
-      units[i] = concat{ '{"Guid":', json.str(u.Guid), ',"Name":', json.str(u.Name),
-                         ',"ConversionFactor":', json.dec(pu.factor), '}' }
-    end
-    local g = p.ProductGroup
-    return concat{ '{"Guid":', json.str(p.Guid), ',"ProductCode":', json.str(p.ProductCode),
-      ',"ProductDescription":', json.str(p.ProductDescription),
-      ',"UnitOfMeasure":', orders.unit_ref(p.UnitOfMeasure),
-      ',"PurchaseUnits":', json.array(units),
-      ',"IsBatchTracked":', json.bool(p.IsBatchTracked), ',"IsSerialized":', json.bool(p.IsSerialized),
-      ',"DefaultPurchasePrice":', json.dec(p.DefaultPurchasePrice),
-      ',"PurchaseTaxCode":', json.str(p.PurchaseTaxCode), ',"PurchaseTaxRate":',
-        tax_rate_or_null(p.PurchaseTaxCode, ref),
-      ',"ProductGroup":{"Guid":', json.str(g.Guid), ',"GroupName":', json.str(g.GroupName), '}',
-      ',"SupplierProductCode":', json.str(p.SupplierProductCode),
-      ',"SupplierProductDescription":', json.str(p.SupplierProductDescription),
-      ',"Weight":', json.dec(p.Weight), ',"Volume":', json.dec(p.Volume),
-      ',"Obsolete":', json.bool(p.Obsolete), ',"LastModifiedOn":', json.date(p.LastModifiedOn), '}' }
-  end },
-  warehouses = { list = "warehouses", by_guid = "warehouse_by_guid", encode = function(w)
-    return concat{ '{"Guid":', json.str(w.Guid), ',"WarehouseCode":', json.str(w.WarehouseCode),
-      ',"WarehouseName":', json.str(w.WarehouseName), ',"City":', json.str(w.City),
-      ',"Country":', json.str(w.Country), ',"IsDefault":', json.bool(w.IsDefault),
-      ',"Obsolete":', json.bool(w.Obsolete), ',"LastModifiedOn":', json.date(w.LastModifiedOn), '}' }
-  end },
-  currencies = { list = "currencies", by_guid = "currency_by_guid", encode = function(c)
-    return concat{ '{"Guid":', json.str(c.Guid), ',"CurrencyCode":', json.str(c.CurrencyCode),
-      ',"Description":', json.str(c.Description), ',"ExchangeRate":', json.dec(c.ExchangeRate),
-      ',"LastModifiedOn":', json.date(c.LastModifiedOn), '}' }
-  end },
-  taxes = { list = "taxes", by_guid = "tax_by_guid", encode = function(t)
-    return concat{ '{"Guid":', json.str(t.Guid), ',"TaxCode":', json.str(t.TaxCode),
-      ',"Description":', json.str(t.Description), ',"TaxRate":', json.dec(t.TaxRate),
-      ',"DefaultPurchaseTax":', json.bool(t.DefaultPurchaseTax),
-      ',"CanApplyToExpenses":', json.bool(t.CanApplyToExpenses),
-      ',"CanApplyToRevenue":', json.bool(t.CanApplyToRevenue),
-      ',"Obsolete":', json.bool(t.Obsolete), ',"LastModifiedOn":', json.date(t.LastModifiedOn), '}' }
-  end },
+  suppliers = { list = "suppliers", by_guid = "supplier_by_guid", encode = supplier_json,
+                code = { "suppliercode", "supplierCode", "SupplierCode", "prefix" }, obsolete = true },
+  products = { list = "products", by_guid = "product_by_guid", encode = product_json,
+               code = { "productcode", "productCode", "ProductCode", "prefix" }, obsolete = true },
+  warehouses = { list = "warehouses", by_guid = "warehouse_by_guid", encode = orders.warehouse_ref,
+                 code = { "warehousecode", "warehouseCode", "WarehouseCode", "exact" }, obsolete = true },
+  currencies = { list = "currencies", by_guid = "currency_by_guid", encode = currency_json },
+  taxes = { list = "taxes", by_guid = "tax_by_guid", encode = orders.tax_ref,
+            flags = { { "canapplytoexpenses", "canApplyToExpenses", "CanApplyToExpenses" },
+                      { "canapplytorevenue", "canApplyToRevenue", "CanApplyToRevenue" } } },
 }
 
 function App:_ref_json(kind, item)
   local key = "_json"
   if not item[key] then item[key] = reference[kind].encode(item, self.ref) end
   return item[key]
+end
+
+-- The items a listing of `kind` selects with the query `map`, or nil and
+-- the 400 answer for a filter value that cannot be read.
+function App:_ref_items(kind, map)
+  local spec = reference[kind]
+  local errs = validate.errors()
+  local since = listing.parse_filter_date(map, "modifiedSince", "modifiedsince", errs)
+  local with_obsolete = spec.obsolete and listing.parse_bool(map, "includeObsolete", "includeobsolete", false,
+                                                             errs)
+  local flags = {}
+  for _, f in ipairs(spec.flags or {}) do
+    local v = listing.parse_bool(map, f[2], f[1], nil, errs)
+    if v ~= nil then flags[#flags + 1] = { f[3], v } end
+  end
+  if errs:any() then return nil, invalid(errs) end
+  local code = spec.code and map[spec.code[1]]
+  if code == "" then code = nil end
+  code = code and code:lower()
+  local out = {}
+  for _, item in ipairs(self.ref[spec.list]) do
+    local keep = with_obsolete or not (spec.obsolete and item.Obsolete)
+    if keep and code then
+      local c = item[spec.code[3]]:lower()
+      if spec.code[4] == "prefix" then keep = c:sub(1, #code) == code else keep = c == code end
+    end
+    if keep and since then keep = item.LastModifiedOn ~= nil and item.LastModifiedOn >= since end
+    for _, f in ipairs(flags) do
+      if keep and item[f[1]] ~= f[2] then keep = false end
+    end
+    if keep then out[#out + 1] = item end
+  end
+  return out
 end
 
 -- ---- routing -----------------------------------------------------------------------
@@ -651,7 +730,6 @@ end
 function App:_route_reference(kind, segs, method, map, path)
   if method ~= "GET" then return not_allowed("GET") end
   local spec = reference[kind]
-  local items = self.ref[spec.list]
   local page = 1
   local n = #segs
   if n == 2 then
@@ -675,6 +753,8 @@ function App:_route_reference(kind, segs, method, map, path)
   end
   local size, err = listing.page_size(map)
   if not size then return one_problem("pageSize", err) end
+  local items, refused = self:_ref_items(kind, map)
+  if not items then return refused end
   return respond(200, listing.page(items, page, size, function(item) return self:_ref_json(kind, item) end))
 end
 

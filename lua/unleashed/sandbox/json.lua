@@ -1,7 +1,10 @@
 -- JSON for the sandbox: request decoding, and the encoding primitives the
 -- renderers use. Objects are written by hand, field by field, so that the
--- field order is fixed, decimals keep their scale (`288.0000`, which cjson
--- cannot produce), empty arrays are `[]` and dates are `"\/Date(ms)\/"`.
+-- field order is fixed, decimals keep the scale the live API writes for the
+-- field (`288.0000`, `0.150000`, `2173.600`: cjson cannot produce them),
+-- empty arrays are `[]` and dates are `"\/Date(ms)\/"`. Strings are escaped
+-- as the recorded answers are: `'` as \u0027 and `&` as \u0026, a plain `/`
+-- left as it is (only dates carry `\/`).
 local cjson_safe = require "cjson.safe"
 
 local M = {}
@@ -29,14 +32,22 @@ function M.encode_plain(value)
 end
 
 local fmt, find, floor = string.format, string.find, math.floor
-local encode_string = encoder.encode
+
+-- Escapes as the recorded answers: the two JSON must-escapes, controls as
+-- \uXXXX (\n, \r, \t short), and `'` and `&` as \u0027 and \u0026 (the
+-- 2021 answers); "/" and non-ASCII text stay as they are.
+local ESCAPE = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+                 ["'"] = "\\u0027", ["&"] = "\\u0026" }
+for i = 0, 31 do
+  local c = string.char(i)
+  ESCAPE[c] = ESCAPE[c] or fmt("\\u%04x", i)
+end
+ESCAPE["\127"] = "\\u007f"
 
 function M.str(s)
   if s == nil then return "null" end
-  -- Plain text needs no escaping; anything else goes through cjson, which
-  -- also writes "/" as "\/" the way the API's .NET serializer does.
-  if not find(s, '[%c"\\/]') then return '"' .. s .. '"' end
-  return encode_string(s)
+  if not find(s, "[%c\"\\'&]") then return '"' .. s .. '"' end
+  return '"' .. s:gsub("[%c\"\\'&]", ESCAPE) .. '"'
 end
 
 -- Digits as ready-made text: decimals and integers are written from these
@@ -150,6 +161,102 @@ function M.put_dec(b, n, x)
   n = put_int(b, n, u // 10000)
   b[n + 1] = FRAC[u % 10000]
   return n + 1
+end
+
+-- Decimals at a given scale: the live API writes each field at its own
+-- number of places (rates 6, quantities and prices 4, totals 3, LineTotal
+-- 8), so the renderers name the places per field. Exactly what
+-- string.format("%.Nf", x) gives (the fast path takes positive values whose
+-- scaled fraction is not within 0.01 of a rounding tie, as put_dec4), with
+-- "-0.000" written without its sign; nil is null.
+local SCALES = { [2] = 100, [3] = 1000, [4] = 10000, [6] = 1000000, [8] = 100000000 }
+local PAD2, PAD3, ZEROS = {}, {}, {}
+for i = 0, 99 do PAD2[i] = fmt("%02d", i) end
+for i = 0, 999 do PAD3[i] = fmt("%03d", i) end
+for p = 0, 20 do ZEROS[p] = p == 0 and "0" or "0." .. ("0"):rep(p) end
+local FORMATS = {}
+for p = 0, 20 do FORMATS[p] = "%." .. p .. "f" end
+
+-- The point and the digits after it, as ready-made pieces put into the
+-- buffer (one or two per number).
+local FRAC2, FRAC3 = {}, {}
+for i = 0, 99 do FRAC2[i] = "." .. PAD2[i] end
+for i = 0, 999 do FRAC3[i] = "." .. PAD3[i] end
+
+local function put_fraction(b, n, f, places)
+  if places == 4 then b[n + 1] = FRAC[f]; return n + 1 end
+  if places == 3 then b[n + 1] = FRAC3[f]; return n + 1 end
+  if places == 2 then b[n + 1] = FRAC2[f]; return n + 1 end
+  if places == 6 then
+    b[n + 1], b[n + 2] = FRAC[f // 100], PAD2[f % 100]
+    return n + 2
+  end
+  b[n + 1], b[n + 2] = FRAC[f // 10000], PAD4[f % 10000]
+  return n + 2
+end
+
+-- Values with 14 places that need string.format, as last rendered.
+local wide, n_wide, WIDE_MAX = {}, 0, 20000
+
+function M.put_decp(b, n, x, places)
+  if x == nil then
+    b[n + 1] = "null"
+    return n + 1
+  end
+  local scale = SCALES[places]
+  if scale then
+    local v = x * scale
+    if v > 0 and v < 1e13 then
+      local w = floor(v)
+      local f = v - w
+      if f > 0.51 then w = w + 1 elseif f >= 0.49 then w = nil end
+      if w then
+        n = put_int(b, n, w // scale)
+        return put_fraction(b, n, w % scale, places)
+      end
+    elseif v == 0 then
+      b[n + 1] = ZEROS[places]
+      return n + 1
+    end
+  end
+  if places == 14 and x > 0 and x < 100000 then
+    -- Landed costs: 14 places, of which the value carries 8 (the server's
+    -- decimal carries 15 significant digits; 8 places keep the page cheap).
+    local v = x * 100000000
+    local w = floor(v)
+    local f = v - w
+    if f > 0.51 then w = w + 1 elseif f >= 0.49 then w = nil end
+    if w then
+      n = put_int(b, n, w // 100000000)
+      n = put_fraction(b, n, w % 100000000, 8)
+      b[n + 1] = "000000"
+      return n + 1
+    end
+  end
+  local s = places > 8 and wide[x]
+  if not s then
+    if places > 8 then
+      -- As a .NET decimal computed to 15 significant digits shows it
+      -- (3.66860666666667; 368.14000000000000), not the binary noise of %.14f.
+      s = fmt("%.15g", x)
+      local int, frac = s:match("^(%-?%d+)%.?(%d*)$")
+      if int and #frac <= places then s = int .. "." .. frac .. ("0"):rep(places - #frac) else s = nil end
+    end
+    s = s or fmt(FORMATS[places], x)
+    if s:byte(1) == 45 and not find(s, "[1-9]") then s = s:sub(2) end
+    if places > 8 and x == x then
+      if n_wide >= WIDE_MAX then wide, n_wide = {}, 0 end
+      wide[x], n_wide = s, n_wide + 1
+    end
+  end
+  b[n + 1] = s
+  return n + 1
+end
+
+local decp_buffer = {}
+function M.decp(x, places)
+  local n = M.put_decp(decp_buffer, 0, x, places)
+  return table.concat(decp_buffer, "", 1, n)
 end
 
 -- Quoted text of strings seen before, so that a value repeated across

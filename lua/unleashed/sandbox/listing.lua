@@ -62,9 +62,14 @@ end
 
 -- The {"Pagination": ..., "Items": [...]} envelope around encoded items,
 -- built with one concat. `items` is the full list; `encode(item)` gives one
--- item's JSON. Past the last page, Items is empty.
+-- item's JSON. Past the last page, Items is empty. An empty result is the
+-- recorded one: PageNumber 0 and NumberOfPages 0, whatever page was asked.
 function M.page(items, page, size, encode)
   local total = #items
+  if total == 0 then
+    return fmt('{"Pagination":{"NumberOfItems":0,"PageSize":%d,"PageNumber":0,"NumberOfPages":0},"Items":[]}',
+               size)
+  end
   local out = { fmt('{"Pagination":{"NumberOfItems":%d,"PageSize":%d,"PageNumber":%d,"NumberOfPages":%d},'
                     .. '"Items":[', total, size, page, (total + size - 1) // size) }
   local first = (page - 1) * size + 1
@@ -82,7 +87,7 @@ local statuses = { "Parked", "Placed", "Costed", "Receipted", "Complete", "Delet
 local status_by_lower = {}
 for _, s in ipairs(statuses) do status_by_lower[s:lower()] = s end
 
-local function parse_bool(map, name, key, default, errs)
+function M.parse_bool(map, name, key, default, errs)
   local v = map[key]
   if v == nil then return default end
   local l = v:lower()
@@ -91,7 +96,7 @@ local function parse_bool(map, name, key, default, errs)
   return default
 end
 
-local function parse_filter_date(map, name, key, errs)
+function M.parse_filter_date(map, name, key, errs)
   local v = map[key]
   if v == nil or v == "" then return nil end
   local ms = not v:find("^/Date") and validate.parse_date(v)
@@ -114,13 +119,13 @@ end
 -- identifies equal filters) and records problems in errs.
 function M.read_filters(map, errs)
   local f = {}
-  f.brief = parse_bool(map, "brief", "brief", true, errs)
-  f.serial_batch = parse_bool(map, "serialBatch", "serialbatch", false, errs)
-  f.completed_after = parse_filter_date(map, "completedAfter", "completedafter", errs)
-  f.completed_before = parse_filter_date(map, "completedBefore", "completedbefore", errs)
-  f.end_date = parse_filter_date(map, "endDate", "enddate", errs)
-  f.start_date = parse_filter_date(map, "startDate", "startdate", errs)
-  f.modified_since = parse_filter_date(map, "modifiedSince", "modifiedsince", errs)
+  f.brief = M.parse_bool(map, "brief", "brief", true, errs)
+  f.serial_batch = M.parse_bool(map, "serialBatch", "serialbatch", false, errs)
+  f.completed_after = M.parse_filter_date(map, "completedAfter", "completedafter", errs)
+  f.completed_before = M.parse_filter_date(map, "completedBefore", "completedbefore", errs)
+  f.end_date = M.parse_filter_date(map, "endDate", "enddate", errs)
+  f.start_date = M.parse_filter_date(map, "startDate", "startdate", errs)
+  f.modified_since = M.parse_filter_date(map, "modifiedSince", "modifiedsince", errs)
   if map.ordernumber and map.ordernumber ~= "" then f.order_number = map.ordernumber:lower() end
   if map.suppliercode and map.suppliercode ~= "" then f.supplier_code = map.suppliercode:lower() end
   if map.warehousecode and map.warehousecode ~= "" then f.warehouse_code = map.warehousecode:lower() end

@@ -29,20 +29,45 @@ function M.round4(x) return round_units(x, 10000) / 10000 end
 function M.cents(x) return round_units(x, 100) end
 local round2, round4 = M.round2, M.round4
 
--- ---- derived figures ------------------------------------------------------
--- Tax hierarchy for a line: the product's purchase tax, then the order's own
--- tax (TaxCode or Tax), then the supplier's, then the default purchase tax.
+-- ---- the tax hierarchy ------------------------------------------------------
+-- The seed page's LineTax note: "Follows tax hierarchy: 1. Product 2.
+-- Purchase Order 3. Supplier 4. Default Purchase tax", on the fields the
+-- recorded answers have. Product: TaxablePurchase false means no tax,
+-- otherwise XeroTaxCode (among the taxes for expenses), else XeroTaxRate;
+-- the order: its own TaxCode, Tax or TaxRate; the supplier: Taxable false
+-- means no tax, otherwise its TaxRate; then the account's default. A code
+-- is looked up among the taxes that can apply to expenses and are not
+-- obsolete (the list has NONE twice); "no tax" is that NONE.
+function M.tax_by_rate(ref, rate)
+  return ref.expense_tax_by_rate[string.format("%.6f", rate)]
+end
+
+function M.product_tax(prod, ref)
+  if not prod then return nil end
+  if prod.TaxablePurchase == false then return ref.no_tax end
+  if prod.XeroTaxCode then return ref.expense_tax_by_code[prod.XeroTaxCode:lower()] end
+  if prod.XeroTaxRate then return M.tax_by_rate(ref, prod.XeroTaxRate) end
+  return nil
+end
+
+function M.supplier_tax(sup, ref)
+  if not sup then return nil end
+  if sup.Taxable == false then return ref.no_tax end
+  if sup.TaxRate then return M.tax_by_rate(ref, sup.TaxRate) end
+  return nil
+end
+
+-- The order-level tax: its own, the supplier's, the account's default.
 function M.order_tax(order, ref)
-  if order.tax_code then return ref.tax_by_code[order.tax_code:lower()] end
-  local sup = ref.supplier_by_guid[order.supplier]
-  if sup and sup.TaxCode then return ref.tax_by_code[sup.TaxCode:lower()] end
-  return ref.default_tax
+  if order.tax_code then
+    local own = ref.expense_tax_by_code[order.tax_code:lower()]
+    if own then return own end
+  end
+  return M.supplier_tax(ref.supplier_by_guid[order.supplier], ref) or ref.default_tax
 end
 
 function M.line_tax(line, order, ref)
-  local prod = ref.product_by_guid[line.product]
-  if prod and prod.PurchaseTaxCode then return ref.tax_by_code[prod.PurchaseTaxCode:lower()] end
-  return M.order_tax(order, ref)
+  return M.product_tax(ref.product_by_guid[line.product], ref) or M.order_tax(order, ref)
 end
 
 -- LineTotal = round2(quantity in the line's unit x UnitPrice x (1 - the
@@ -94,7 +119,11 @@ function M.recompute(order, ref)
       share = bc_sub_total > 0 and bc_costs * line.BCSubTotal / bc_sub_total or bc_costs / #order.lines
     end
     line.BCCostTotal = round2(line.BCSubTotal + share)
-    line.BCLandedCost = line.OrderQuantity > 0 and round4(line.BCCostTotal / line.OrderQuantity) or 0
+    -- Not rounded to a fixed scale: the live API writes landed costs with
+    -- 14 places. Kept to 14 significant digits, which a state dump holds
+    -- exactly.
+    line.BCLandedCost = line.OrderQuantity > 0
+      and tonumber(string.format("%.14g", line.BCCostTotal / line.OrderQuantity)) or 0
   end
   order.SubTotal = sub_c / 100
   order.TaxTotal = tax_c / 100
@@ -117,24 +146,54 @@ function M.cost_figures(c)
 end
 
 -- ---- rendering ------------------------------------------------------------
+-- Nested objects in the recorded shapes: Currency and Tax as the 2014 and
+-- 2018 answers nest them, Warehouse as the 2021 answers do. Supplier as the
+-- seed's request table has it (no purchase order was recorded).
+local decp = json.decp
+
 function M.supplier_ref(sup)
   return concat{ '{"Guid":', str(sup.Guid), ',"SupplierCode":', str(sup.SupplierCode),
                  ',"SupplierName":', str(sup.SupplierName), '}' }
 end
 
 function M.warehouse_ref(w)
-  return concat{ '{"Guid":', str(w.Guid), ',"WarehouseCode":', str(w.WarehouseCode),
-                 ',"WarehouseName":', str(w.WarehouseName), '}' }
+  return concat{ '{"WarehouseCode":', str(w.WarehouseCode), ',"WarehouseName":', str(w.WarehouseName),
+    ',"IsDefault":', bool(w.IsDefault), ',"StreetNo":', str(w.StreetNo),
+    ',"AddressLine1":', str(w.AddressLine1), ',"AddressLine2":', str(w.AddressLine2),
+    ',"Suburb":', str(w.Suburb), ',"City":', str(w.City), ',"Region":', str(w.Region),
+    ',"Country":', str(w.Country), ',"PostCode":', str(w.PostCode), ',"PhoneNumber":', str(w.PhoneNumber),
+    ',"FaxNumber":', str(w.FaxNumber), ',"MobileNumber":', str(w.MobileNumber),
+    ',"DDINumber":', str(w.DDINumber), ',"ContactName":', str(w.ContactName),
+    ',"Obsolete":', bool(w.Obsolete), ',"Guid":', str(w.Guid), ',"LastModifiedOn":', date(w.LastModifiedOn),
+    '}' }
 end
 
 function M.currency_ref(c)
-  return concat{ '{"Guid":', str(c.Guid), ',"CurrencyCode":', str(c.CurrencyCode),
-                 ',"Description":', str(c.Description), '}' }
+  return concat{ '{"CurrencyCode":', str(c.CurrencyCode), ',"Description":', str(c.Description),
+                 ',"Guid":', str(c.Guid), ',"LastModifiedOn":', date(c.LastModifiedOn), '}' }
 end
 
+M.ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+
 function M.tax_ref(t)
-  return concat{ '{"Guid":', str(t.Guid), ',"TaxCode":', str(t.TaxCode),
-                 ',"Description":', str(t.Description), ',"TaxRate":', dec(t.TaxRate), '}' }
+  return concat{ '{"TaxCode":', str(t.TaxCode), ',"Description":', str(t.Description),
+                 ',"TaxRate":', decp(t.TaxRate, 6), ',"CanApplyToExpenses":', bool(t.CanApplyToExpenses),
+                 ',"CanApplyToRevenue":', bool(t.CanApplyToRevenue), ',"Obsolete":', bool(t.Obsolete),
+                 ',"Guid":', str(t.Guid), ',"LastModifiedOn":', date(t.LastModifiedOn), '}' }
+end
+
+-- An order's Tax when it has none: as the recorded orders show NONE, with
+-- the all-zero Guid, a null description and no LastModifiedOn.
+local NO_TAX_JSON = concat{ '{"TaxCode":"NONE","Description":null,"TaxRate":', decp(0, 6),
+  ',"CanApplyToExpenses":false,"CanApplyToRevenue":false,"Obsolete":false,"Guid":"', M.ZERO_GUID,
+  '","LastModifiedOn":null}' }
+
+function M.order_tax_json(order, ref)
+  local t = ref.expense_tax_by_code[order.TaxCode:lower()]
+  if not t or t.TaxCode == "NONE" then return NO_TAX_JSON end
+  local s = t._json_ref
+  if not s then s = M.tax_ref(t); t._json_ref = s end
+  return s
 end
 
 function M.unit_ref(u)
@@ -213,6 +272,7 @@ end
 -- what "%.4f" (put_dec4), "%d" (put_int) and the value helpers give.
 local put_str, put_plain, put_dec, put_dec4 = json.put_str, json.put_plain, json.put_dec, json.put_dec4
 local put_int, put_date, put_bool = json.put_int, json.put_date, json.put_bool
+local put_decp = json.put_decp
 
 local function put_line(b, n, line, ref, brief, serial_batch)
   b[n + 1] = "{"
@@ -221,9 +281,9 @@ local function put_line(b, n, line, ref, brief, serial_batch)
     b[n + 1] = '"BatchNumbers":' .. batches_json(line.batches) .. ","
     n = n + 1
   end
-  b[n + 1] = '"BCCostTotal":';            n = put_dec4(b, n + 1, line.BCCostTotal)
-  b[n + 1] = ',"BCLandedCost":';          n = put_dec4(b, n + 1, line.BCLandedCost)
-  b[n + 1] = ',"BCSubTotal":';            n = put_dec4(b, n + 1, line.BCSubTotal)
+  b[n + 1] = '"BCCostTotal":';            n = put_decp(b, n + 1, line.BCCostTotal, 3)
+  b[n + 1] = ',"BCLandedCost":';          n = put_decp(b, n + 1, line.BCLandedCost, 14)
+  b[n + 1] = ',"BCSubTotal":';            n = put_decp(b, n + 1, line.BCSubTotal, 3)
   b[n + 1] = ',"BCUnitPrice":';           n = put_dec4(b, n + 1, line.BCUnitPrice)
   b[n + 1] = ',"Comments":';              n = put_str(b, n + 1, line.Comments)
   b[n + 1] = ',"DeliveryDate":';          n = put_date(b, n + 1, line.DeliveryDate)
@@ -233,10 +293,10 @@ local function put_line(b, n, line, ref, brief, serial_batch)
   b[n + 1] = ',"LastModifiedBy":';        n = put_str(b, n + 1, line.LastModifiedBy)
   b[n + 1] = ',"LastModifiedOn":';        n = put_date(b, n + 1, line.LastModifiedOn)
   b[n + 1] = ',"LineNumber":';            n = put_int(b, n + 1, line.LineNumber)
-  b[n + 1] = ',"LineTax":';               n = put_dec4(b, n + 1, line.LineTax)
+  b[n + 1] = ',"LineTax":';               n = put_decp(b, n + 1, line.LineTax, 3)
   b[n + 1] = ',"LineTaxCode":';           n = put_str(b, n + 1, line.LineTaxCode)
-  b[n + 1] = ',"LineTaxRate":';           n = put_dec4(b, n + 1, line.LineTaxRate)
-  b[n + 1] = ',"LineTotal":';             n = put_dec4(b, n + 1, line.LineTotal)
+  b[n + 1] = ',"LineTaxRate":';           n = put_decp(b, n + 1, line.LineTaxRate, 6)
+  b[n + 1] = ',"LineTotal":';             n = put_decp(b, n + 1, line.LineTotal, 8)
   b[n + 1] = ',"OrderQuantity":';         n = put_dec4(b, n + 1, line.OrderQuantity)
   if serial_batch then
     b[n + 1] = ',"PendingBatchNumbers":' .. pending_batches_json(line.pending_batches)
@@ -257,8 +317,8 @@ local function put_line(b, n, line, ref, brief, serial_batch)
   b[n + 2] = cached_ref(ref.unit_by_guid[line.unit], M.unit_ref)
   n = n + 2
   b[n + 1] = ',"UnitPrice":';             n = put_dec4(b, n + 1, line.UnitPrice)
-  b[n + 1] = ',"Volume":';                n = put_dec(b, n + 1, line.Volume)
-  b[n + 1] = ',"Weight":';                n = put_dec(b, n + 1, line.Weight)
+  b[n + 1] = ',"Volume":';                n = put_decp(b, n + 1, line.Volume, 3)
+  b[n + 1] = ',"Weight":';                n = put_decp(b, n + 1, line.Weight, 3)
   b[n + 1] = "}"
   return n + 1
 end
@@ -270,9 +330,9 @@ local buffer = {}
 -- The order as the API renders it, for one variant of brief/serialBatch.
 function M.to_json(order, ref, brief, serial_batch)
   local b, n = buffer, 0
-  b[n + 1] = '{"BCSubTotal":';            n = put_dec4(b, n + 1, order.BCSubTotal)
-  b[n + 1] = ',"BCTaxTotal":';            n = put_dec4(b, n + 1, order.BCTaxTotal)
-  b[n + 1] = ',"BCTotal":';               n = put_dec4(b, n + 1, order.BCTotal)
+  b[n + 1] = '{"BCSubTotal":';            n = put_decp(b, n + 1, order.BCSubTotal, 3)
+  b[n + 1] = ',"BCTaxTotal":';            n = put_decp(b, n + 1, order.BCTaxTotal, 3)
+  b[n + 1] = ',"BCTotal":';               n = put_decp(b, n + 1, order.BCTotal, 3)
   b[n + 1] = ',"Comments":';              n = put_str(b, n + 1, order.Comments)
   b[n + 1] = ',"CompletedDate":';         n = put_date(b, n + 1, order.CompletedDate)
   b[n + 1] = ',"CreatedBy":';             n = put_str(b, n + 1, order.CreatedBy)
@@ -291,7 +351,7 @@ function M.to_json(order, ref, brief, serial_batch)
   b[n + 1] = ',"DeliveryStreetAddress2":'; n = put_str(b, n + 1, order.DeliveryStreetAddress2)
   b[n + 1] = ',"DeliverySuburb":';        n = put_str(b, n + 1, order.DeliverySuburb)
   b[n + 1] = ',"DiscountRate":';          n = put_dec4(b, n + 1, order.DiscountRate or 0)
-  b[n + 1] = ',"ExchangeRate":';          n = put_dec4(b, n + 1, order.ExchangeRate)
+  b[n + 1] = ',"ExchangeRate":';          n = put_decp(b, n + 1, order.ExchangeRate, 6)
   b[n + 1] = ',"Guid":';                  n = put_plain(b, n + 1, order.Guid)
   b[n + 1] = ',"LastModifiedBy":';        n = put_str(b, n + 1, order.LastModifiedBy)
   b[n + 1] = ',"LastModifiedOn":';        n = put_date(b, n + 1, order.LastModifiedOn)
@@ -309,7 +369,7 @@ function M.to_json(order, ref, brief, serial_batch)
     n = put_line(b, n, line, ref, brief, serial_batch)
   end
   b[n + 1] = '],"ReceivedDate":';         n = put_date(b, n + 1, order.ReceivedDate)
-  b[n + 1] = ',"SalesOrders":[],"SubTotal":'; n = put_dec4(b, n + 1, order.SubTotal)
+  b[n + 1] = ',"SalesOrders":[],"SubTotal":'; n = put_decp(b, n + 1, order.SubTotal, 3)
   b[n + 1] = ',"Supplier":'
   b[n + 2] = cached_ref(ref.supplier_by_guid[order.supplier], M.supplier_ref)
   n = n + 2
@@ -317,14 +377,14 @@ function M.to_json(order, ref, brief, serial_batch)
   b[n + 1] = ',"SupplierInvoiceDate":';   n = put_date(b, n + 1, order.SupplierInvoiceDate)
   b[n + 1] = ',"SupplierRef":';           n = put_str(b, n + 1, order.SupplierRef)
   b[n + 1] = ',"Tax":'
-  b[n + 2] = cached_ref(ref.tax_by_code[order.TaxCode:lower()], M.tax_ref)
+  b[n + 2] = M.order_tax_json(order, ref)
   n = n + 2
   b[n + 1] = ',"TaxCode":';               n = put_str(b, n + 1, order.TaxCode)
-  b[n + 1] = ',"TaxRate":';               n = put_dec4(b, n + 1, order.TaxRate)
-  b[n + 1] = ',"TaxTotal":';              n = put_dec4(b, n + 1, order.TaxTotal)
-  b[n + 1] = ',"Total":';                 n = put_dec4(b, n + 1, order.Total)
-  b[n + 1] = ',"TotalVolume":';           n = put_dec(b, n + 1, order.TotalVolume)
-  b[n + 1] = ',"TotalWeight":';           n = put_dec(b, n + 1, order.TotalWeight)
+  b[n + 1] = ',"TaxRate":';               n = put_decp(b, n + 1, order.TaxRate, 6)
+  b[n + 1] = ',"TaxTotal":';              n = put_decp(b, n + 1, order.TaxTotal, 3)
+  b[n + 1] = ',"Total":';                 n = put_decp(b, n + 1, order.Total, 3)
+  b[n + 1] = ',"TotalVolume":';           n = put_decp(b, n + 1, order.TotalVolume, 3)
+  b[n + 1] = ',"TotalWeight":';           n = put_decp(b, n + 1, order.TotalWeight, 3)
   b[n + 1] = ',"Warehouse":'
   b[n + 2] = cached_ref(ref.warehouse_by_guid[order.warehouse], M.warehouse_ref)
   b[n + 3] = "}"
@@ -335,22 +395,22 @@ function M.cost_json(c, order, ref)
   local f = M.cost_figures(c)
   return concat{
     '{"AppliedDistributionMethod":', str(c.DistributionMethod),
-    ',"BCCost":', dec(f.BCCost),
-    ',"BCTaxCost":', dec(f.BCTaxCost),
-    ',"BCTotalCost":', dec(f.BCTotalCost),
-    ',"Cost":', dec(c.Cost),
+    ',"BCCost":', decp(f.BCCost, 3),
+    ',"BCTaxCost":', decp(f.BCTaxCost, 3),
+    ',"BCTotalCost":', decp(f.BCTotalCost, 3),
+    ',"Cost":', decp(c.Cost, 3),
     ',"CostDate":', date(c.CostDate),
-    ',"CostExchangeRate":', dec(c.CostExchangeRate),
+    ',"CostExchangeRate":', decp(c.CostExchangeRate, 6),
     ',"Currency":', str(c.Currency),
     ',"DistributionMethod":', str(c.DistributionMethod),
-    ',"OrderExchangeRate":', dec(order.ExchangeRate),
+    ',"OrderExchangeRate":', decp(order.ExchangeRate, 6),
     ',"Receipted":', bool(c.Receipted),
     ',"Reference":', str(c.Reference),
     ',"Supplier":', M.supplier_ref(ref.supplier_by_guid[c.supplier]),
     ',"TaxCode":', str(c.TaxCode),
-    ',"TaxCost":', dec(f.TaxCost),
-    ',"TaxRate":', dec(c.TaxRate),
-    ',"TotalCost":', dec(f.TotalCost),
+    ',"TaxCost":', decp(f.TaxCost, 3),
+    ',"TaxRate":', decp(c.TaxRate, 6),
+    ',"TotalCost":', decp(f.TotalCost, 3),
     "}",
   }
 end
@@ -398,6 +458,65 @@ end
 function M.touch(order, ctx)
   order.LastModifiedOn, order.LastModifiedBy = ctx.now, ctx.user
   M.recompute(order, ctx.ref)
+end
+
+-- ---- quantities ------------------------------------------------------------
+-- A line stores its quantities in its own unit (PurchaseUnitOrderQuantity,
+-- PurchaseUnitReceiptQuantity) and the factor to the product's base unit;
+-- OrderQuantity and ReceiptQuantity are shown in the base unit.
+
+-- The quantity in the line's unit for one in the base unit, or nil when it
+-- is not a quantity of that unit to 4 places (50 EA of a CASE24 line).
+function M.to_line_unit(base_qty, factor)
+  if factor == 1 then return base_qty end
+  local q = round4(base_qty / factor)
+  if round_units(q * factor, 10000) ~= round_units(base_qty, 10000) then return nil end
+  return q
+end
+
+-- A quantity as a person writes it: 48, 2.5.
+function M.qty_text(x)
+  local s = string.format("%.4f", x):gsub("0+$", ""):gsub("%.$", "")
+  return s
+end
+
+-- What a receipt needs of batch and serial numbers, in the strict reading
+-- (the API does not document its rule): a serialised line one pending serial
+-- number per unit received, none repeated; a batch-tracked line pending
+-- batches whose quantities (base unit) add up to what it receives. Returns
+-- { {field, description}, ... } for every line that falls short.
+function M.receipt_problems(order, ref)
+  local problems = {}
+  for i, line in ipairs(order.lines) do
+    local prod = ref.product_by_guid[line.product]
+    local qty = round4((line.PurchaseUnitReceiptQuantity or line.PurchaseUnitOrderQuantity) * line.factor)
+    local at = string.format("PurchaseOrderLines[%d]", i - 1)
+    if prod.IsSerialized then
+      local seen, dup = {}, nil
+      for _, sn in ipairs(line.pending_serials) do
+        if seen[sn.SerialNumber] then dup = dup or sn.SerialNumber end
+        seen[sn.SerialNumber] = true
+      end
+      if #line.pending_serials ~= qty then
+        problems[#problems + 1] = { at .. ".PendingSerialNumbers", string.format(
+          "Product %s is serialised: receiving %s needs %s serial numbers, one per unit (the line has %d)",
+          prod.ProductCode, M.qty_text(qty), M.qty_text(qty), #line.pending_serials) }
+      elseif dup then
+        problems[#problems + 1] = { at .. ".PendingSerialNumbers",
+          string.format("Serial number %s is given twice for product %s", dup, prod.ProductCode) }
+      end
+    elseif prod.IsBatchTracked then
+      local sum = 0
+      for _, b in ipairs(line.pending_batches) do sum = sum + round_units(b.Quantity or 0, 10000) end
+      if sum ~= round_units(qty, 10000) then
+        problems[#problems + 1] = { at .. ".PendingBatchNumbers", string.format(
+          "Product %s is batch-tracked: the batch quantities must add up to the %s received"
+            .. " (they add up to %s)",
+          prod.ProductCode, M.qty_text(qty), M.qty_text(sum / 10000)) }
+      end
+    end
+  end
+  return problems
 end
 
 -- Statuses after which lines and quantities can no longer change.
