@@ -46,7 +46,8 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
     },
     ["unleashed.sandbox.httpd"] = {
-      sources = { "sandbox/httpd.c" },
+      sources = { "sandbox/files.c",
+                  "sandbox/httpd.c" },
       libraries = { "microhttpd", "pthread" },
       incdirs = { "src", "$(MICROHTTPD_INCDIR)" },
       libdirs = { "$(MICROHTTPD_LIBDIR)" },

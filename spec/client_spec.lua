@@ -52,7 +52,7 @@ describe("core.new_client", function()
       { { api_id = "i", api_key = "k", max_retries = 1.5 }, "max_retries: must be an integer" },
       { { api_id = "i", api_key = "k", retry_base = -1 }, "retry_base: must be a number of seconds" },
       { { api_id = "i", api_key = "k", base_url = "ftp://x" },
-        "base_url: must start with http:// or https://" },
+        "base_url: must be an http:// or https:// URL" },
       { { api_id = "i", api_key = "k", client_type = "a\r\nX-Evil: 1" },
         "client_type: must not contain control" },
       { { api_id = "i", api_key = "k", max_body = 0 }, "max_body: must be an integer from 1" },

@@ -110,6 +110,216 @@ static char *opt_string(lua_State *L, int t, int arg, const char *field, const c
     return copy;
 }
 
+/* ---- URLs and paths ------------------------------------------------------ */
+
+/* Whether a path has a "." or ".." segment, spelt with dots or with %2e;
+ * '\', %2f and %5c count as separators too, as some servers read them so.
+ * libcurl would squash such segments (or a server would), so the request
+ * sent or served would not be the one reported. */
+/* The length of a separator at p[i]: '/', '\\', %2f or %5c; 0 for none. */
+static size_t separator_at(const char *p, size_t n, size_t i)
+{
+    if (p[i] == '/' || p[i] == '\\')
+        return 1;
+    if (p[i] == '%' && i + 2 < n) {
+        char a = p[i + 1], b = (char)(p[i + 2] | 0x20);
+        if ((a == '2' && b == 'f') || (a == '5' && b == 'c'))
+            return 3;
+    }
+    return 0;
+}
+
+static int has_dot_segment(const char *p, size_t n)
+{
+    size_t i = 0;
+    for (;;) {
+        int dots = 0, other = 0;
+        while (i < n && separator_at(p, n, i) == 0) {
+            if (p[i] == '.') {
+                dots++;
+                i++;
+            } else if (p[i] == '%' && i + 2 < n && p[i + 1] == '2' && (p[i + 2] | 0x20) == 'e') {
+                dots++;
+                i += 3;
+            } else {
+                other = 1;
+                i++;
+            }
+        }
+        if (!other && (dots == 1 || dots == 2))
+            return 1;
+        if (i >= n)
+            return 0;
+        i += separator_at(p, n, i);
+    }
+}
+
+#define URL_MAX 2048
+enum { URL_BASE, URL_PROXY };
+
+/* Checks a base_url or proxy with libcurl's URL parser. Returns a malloc'd
+ * URL (trailing '/' removed), or NULL with the rule it breaks in rule[]
+ * (never the URL itself: it may hold a password). A URL is accepted only
+ * when libcurl reads it exactly as written (scheme case and a trailing '/'
+ * aside), so it cannot read like one host and connect to another. */
+static char *check_url(const char *s, size_t n, int role, char *rule, size_t rulesz)
+{
+    CURLU *u = NULL;
+    CURLUcode rc;
+    char *scheme = NULL, *part = NULL, *full = NULL, *out = NULL;
+    size_t i, m, k;
+    int ok_scheme = 0;
+    const char *const schemes_base[] = { "http", "https", NULL };
+    const char *const schemes_proxy[] = { "http", "https", "socks4", "socks4a", "socks5", "socks5h",
+                                          NULL };
+    const char *const *schemes = role == URL_BASE ? schemes_base : schemes_proxy;
+    rule[0] = '\0';
+    if (n == 0) {
+        snprintf(rule, rulesz, "must not be empty");
+        return NULL;
+    }
+    if (n > URL_MAX) {
+        snprintf(rule, rulesz, "must be a URL of at most %d bytes", URL_MAX);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch == 0x7f || ch == '\\') {
+            snprintf(rule, rulesz, "must not contain spaces, control characters or a backslash");
+            return NULL;
+        }
+        if (ch == '?' || ch == '#') {
+            snprintf(rule, rulesz, "must not have a query or fragment");
+            return NULL;
+        }
+    }
+    u = curl_url();
+    if (u == NULL) {
+        snprintf(rule, rulesz, "cannot be checked: out of memory");
+        return NULL;
+    }
+    rc = curl_url_set(u, CURLUPART_URL, s,
+                      CURLU_PATH_AS_IS | (role == URL_PROXY ? CURLU_NON_SUPPORT_SCHEME : 0));
+    if (rc != CURLUE_OK) {
+        if (rc == CURLUE_UNSUPPORTED_SCHEME || rc == CURLUE_BAD_SCHEME)
+            goto bad_scheme;
+        snprintf(rule, rulesz, "must be a URL libcurl can parse (%s)", curl_url_strerror(rc));
+        goto done;
+    }
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
+        goto bad_scheme;
+    for (i = 0; schemes[i] != NULL; i++)
+        if (strcmp(scheme, schemes[i]) == 0)
+            ok_scheme = 1;
+    if (!ok_scheme)
+        goto bad_scheme;
+    if (curl_url_get(u, CURLUPART_USER, &part, 0) != CURLUE_NO_USER
+        || curl_url_get(u, CURLUPART_PASSWORD, &part, 0) != CURLUE_NO_PASSWORD
+        || curl_url_get(u, CURLUPART_OPTIONS, &part, 0) != CURLUE_NO_OPTIONS) {
+        snprintf(rule, rulesz, role == URL_BASE
+                 ? "must not carry user info (user:password@): the API signs with api_id and api_key"
+                 : "must not carry user info (user:password@): proxy credentials are not supported");
+        goto done;
+    }
+    curl_free(part);
+    part = NULL;
+    if (curl_url_get(u, CURLUPART_PATH, &part, 0) != CURLUE_OK) {
+        snprintf(rule, rulesz, "must be a URL libcurl can parse (no path)");
+        goto done;
+    }
+    m = strlen(part);
+    if (role == URL_PROXY && !(m == 0 || (m == 1 && part[0] == '/'))) {
+        snprintf(rule, rulesz, "must be scheme://host:port, without a path");
+        goto done;
+    }
+    if (has_dot_segment(part, m)) {
+        snprintf(rule, rulesz, "must not have . or .. path segments");
+        goto done;
+    }
+    if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
+        snprintf(rule, rulesz, "must be a URL libcurl can parse");
+        goto done;
+    }
+    /* What libcurl will use, against what was written. */
+    m = strlen(full);
+    while (m > 0 && full[m - 1] == '/')
+        m--;
+    k = n;
+    while (k > 0 && s[k - 1] == '/')
+        k--;
+    for (i = 0; i < k && i < m; i++) {
+        char a = s[i], b = full[i];
+        if (i < strlen(scheme) && a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (a != b)
+            break;
+    }
+    if (i != k || k != m) {
+        snprintf(rule, rulesz, "must be written as libcurl reads it (scheme://host:port/path; "
+                               "libcurl would read this one differently)");
+        goto done;
+    }
+    out = malloc(m + 1);
+    if (out == NULL) {
+        snprintf(rule, rulesz, "cannot be checked: out of memory");
+        goto done;
+    }
+    memcpy(out, full, m);
+    out[m] = '\0';
+    goto done;
+bad_scheme:
+    snprintf(rule, rulesz, role == URL_BASE ? "must be an http:// or https:// URL"
+             : "must be an http://, https://, socks4://, socks4a://, socks5:// or socks5h:// URL");
+done:
+    curl_free(scheme);
+    curl_free(part);
+    curl_free(full);
+    curl_url_cleanup(u);
+    return out;
+}
+
+/* core.check_url(url [, "base_url" | "proxy"]) -> url | nil, rule */
+static int l_check_url(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    static const char *const roles[] = { "base_url", "proxy", NULL };
+    int role = luaL_checkoption(L, 2, "base_url", roles);
+    char rule[256];
+    char *out = check_url(s, n, role, rule, sizeof rule);
+    if (out == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, rule);
+        return 2;
+    }
+    lua_pushstring(L, out);
+    free(out);
+    return 1;
+}
+
+/* Reads opts[field] as a URL for role into malloc'd storage, or NULL when
+ * absent; a bad one raises naming the field and the rule. */
+static char *opt_url(lua_State *L, int t, const char *field, int role)
+{
+    char rule[256];
+    size_t n;
+    const char *s;
+    char *out;
+    int ty = lua_getfield(L, t, field);
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (ty != LUA_TSTRING)
+        luaL_argerror(L, t, lua_pushfstring(L, "%s: must be a string", field));
+    s = lua_tolstring(L, -1, &n);
+    out = check_url(s, n, role, rule, sizeof rule);
+    if (out == NULL)
+        luaL_argerror(L, t, lua_pushfstring(L, "%s: %s", field, rule));
+    lua_pop(L, 1);
+    return out;
+}
+
 /* ---- lifetime ----------------------------------------------------------- */
 
 static void client_release(unl_client *c)
@@ -139,7 +349,8 @@ static void client_release(unl_client *c)
     free(c->client_type);
     free(c->user_agent);
     free(c->ca_file);
-    c->id = c->base_url = c->client_type = c->user_agent = c->ca_file = NULL;
+    free(c->proxy);
+    c->id = c->base_url = c->client_type = c->user_agent = c->ca_file = c->proxy = NULL;
 }
 
 unl_client *unl_check_client(lua_State *L, int idx)
@@ -176,7 +387,7 @@ static int l_client_tostring(lua_State *L)
 
 static const char *const client_options[] = {
     "api_id", "api_key", "base_url", "client_type", "user_agent", "timeout", "connect_timeout",
-    "max_retries", "retry_base", "retry_cap", "ca_file", "max_body", NULL
+    "max_retries", "retry_base", "retry_cap", "ca_file", "max_body", "proxy", NULL
 };
 
 /* Whether s reads as an option name: a short identifier. Only such a name
@@ -224,7 +435,6 @@ static void check_option_names(lua_State *L, int t)
 static int l_new_client(lua_State *L)
 {
     unl_client *c;
-    size_t n;
     const curl_version_info_data *vi;
     luaL_checktype(L, 1, LUA_TTABLE);
     check_option_names(L, 1);
@@ -235,13 +445,16 @@ static int l_new_client(lua_State *L)
 
     c->id = opt_string(L, 1, 1, "api_id", NULL, 1, &c->idlen);
     c->key = opt_string(L, 1, 1, "api_key", NULL, 1, &c->keylen);
-    c->base_url = opt_string(L, 1, 1, "base_url", DEFAULT_BASE_URL, 0, &n);
-    if (strncmp(c->base_url, "http://", 7) != 0 && strncmp(c->base_url, "https://", 8) != 0)
-        return luaL_argerror(L, 1, "base_url: must start with http:// or https://");
-    while (n > 0 && c->base_url[n - 1] == '/')
-        c->base_url[--n] = '\0';
-    if (strchr(c->base_url, ' ') || strchr(c->base_url, '?') || strchr(c->base_url, '#'))
-        return luaL_argerror(L, 1, "base_url: must not contain spaces, '?' or '#'");
+    /* Parsed as libcurl will read it: scheme, host, port and a path only. */
+    c->base_url = opt_url(L, 1, "base_url", URL_BASE);
+    if (c->base_url == NULL) {
+        c->base_url = malloc(sizeof DEFAULT_BASE_URL);
+        if (c->base_url == NULL)
+            return luaL_error(L, "not enough memory");
+        memcpy(c->base_url, DEFAULT_BASE_URL, sizeof DEFAULT_BASE_URL);
+    }
+    /* No proxy unless this says so: the environment's are not used. */
+    c->proxy = opt_url(L, 1, "proxy", URL_PROXY);
     c->client_type = opt_string(L, 1, 1, "client_type", DEFAULT_CLIENT_TYPE, 0, NULL);
     vi = curl_version_info(CURLVERSION_NOW);
     lua_pushfstring(L, "lua-unleashed/%s libcurl/%s", UNLEASHED_VERSION, vi->version);
@@ -298,6 +511,10 @@ static void check_path(lua_State *L, int arg, const char *path, size_t n)
             luaL_argerror(L, arg, "path: must not contain spaces, controls, '?' or '#' "
                                   "(the query goes in opts.query)");
     }
+    /* What is sent is what is reported: no segment a server or libcurl
+     * would squash into another path. */
+    if (has_dot_segment(path, n))
+        luaL_argerror(L, arg, "path: must not have . or .. segments (also as %2e)");
 }
 
 /* Pushes signed and wire texts for opts.query, then the URL. Leaves
@@ -482,4 +699,6 @@ void unl_open_client(lua_State *L)
     unl_open_hold(L);
     lua_pushcfunction(L, l_new_client);
     lua_setfield(L, -2, "new_client");
+    lua_pushcfunction(L, l_check_url);
+    lua_setfield(L, -2, "check_url");
 }

@@ -74,6 +74,7 @@ typedef struct unl_client {
     int closed;
     CURLSH *share;
     char *id, *key, *base_url, *client_type, *user_agent, *ca_file;
+    char *proxy;                     /* NULL: no proxy, whatever the environment says */
     size_t idlen, keylen;
     double timeout, connect_timeout, retry_base, retry_cap;
     int max_retries;

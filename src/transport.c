@@ -219,6 +219,17 @@ CURLcode unl_xfer_setup(unl_client *c, unl_xfer *x, const char *url,
     x->max_body = c->max_body;
 
     SET(CURLOPT_URL, url);
+    /* The path goes out as given (the client refuses dot segments anyway):
+     * libcurl never squashes "/a/../b" into "/b", so what is sent is what
+     * the result and the hook report. */
+    SET(CURLOPT_PATH_AS_IS, 1L);
+    /* A proxy only when the client's proxy option names one. libcurl would
+     * otherwise take http_proxy, HTTPS_PROXY, ALL_PROXY (and NO_PROXY) from
+     * the environment and send signed requests through whatever they name:
+     * "" turns that off, and NOPROXY "" keeps NO_PROXY from exempting hosts
+     * from the proxy the option names. */
+    SET(CURLOPT_PROXY, c->proxy ? c->proxy : "");
+    SET(CURLOPT_NOPROXY, "");
     SET(CURLOPT_HTTPHEADER, headers);
     SET(CURLOPT_USERAGENT, c->user_agent);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");

@@ -20,7 +20,8 @@ local REQUEST_OPTS = { query = true, body = true, timeout = true, connect_timeou
 
 -- What the core client takes from the options (never on_request, concurrency, page_size).
 local CORE_OPTIONS = { "api_id", "api_key", "base_url", "client_type", "user_agent", "timeout",
-                       "connect_timeout", "max_retries", "retry_base", "retry_cap", "ca_file", "max_body" }
+                       "connect_timeout", "max_retries", "retry_base", "retry_cap", "ca_file", "max_body",
+                       "proxy" }
 
 M.DEFAULTS = {
   base_url = "https://api.unleashedsoftware.com",
@@ -110,6 +111,19 @@ end
 
 -- ---- requests ---------------------------------------------------------------
 
+-- Whether a path has a "." or ".." segment, with dots written as such or as
+-- %2e; "\\", %2f and %5c separate segments too, as some servers read them
+-- so. Such a path is squashed into another (by libcurl, or by the server),
+-- so the request served would not be the one the hook and errors report.
+-- The core refuses the same paths.
+local function has_dot_segment(path)
+  local p = path:gsub("%%2[eE]", "."):gsub("%%2[fF]", "/"):gsub("%%5[cC]", "/"):gsub("\\", "/")
+  for seg in (p .. "/"):gmatch("([^/]*)/") do
+    if seg == "." or seg == ".." then return true end
+  end
+  return false
+end
+
 local function check_request(method, path, opts)
   local problems = {}
   if type(method) ~= "string" or not METHODS[method:upper()] then
@@ -124,6 +138,9 @@ local function check_request(method, path, opts)
     -- libcurl fails a request line past 1 MB as out of memory, a retried
     -- "network" error: refused here with its reason instead.
     problems[#problems + 1] = { field = "path", message = "must be valid UTF-8 of at most 2048 bytes" }
+  elseif has_dot_segment(path) then
+    problems[#problems + 1] = { field = "path",
+      message = "must not have . or .. segments (also written %2e): the path sent must be the one reported" }
   end
   if opts ~= nil and type(opts) ~= "table" then
     problems[#problems + 1] = { field = "opts", message = "must be a table" }

@@ -140,10 +140,14 @@ end
 -- Any endpoint's query: string names, scalar values.
 function M.generic(f)
   return check_all(f, function(name, v)
-    if type(name) ~= "string" or name == "" or not utf8.len(name) then
-      return nil, "filter names must be non-empty strings in UTF-8"
+    if type(name) ~= "string" or name == "" or not utf8.len(name) or name:find("%z") then
+      return nil, "filter names must be non-empty strings in UTF-8, without NUL bytes"
     elseif type(v) == "string" and not utf8.len(v) then
       return nil, "must be valid UTF-8"
+    elseif type(v) == "string" and v:find("%z") then
+      -- Signed raw, a NUL ends the text early on servers that read C
+      -- strings: what is signed would not be what is read.
+      return nil, "must not contain NUL bytes"
     elseif type(v) == "string" and utf8.len(v) > M.MAX_QUERY_TEXT then
       return nil, "must be at most " .. M.MAX_QUERY_TEXT .. " characters"
     elseif type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then

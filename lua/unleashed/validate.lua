@@ -7,6 +7,7 @@ local decimal = require "unleashed.decimal"
 local dates = require "unleashed.dates"
 local guid = require "unleashed.guid"
 local json = require "unleashed.json"
+local core = require "unleashed.core"
 
 local M = {}
 
@@ -425,19 +426,25 @@ local function integer_in(lo, hi)
   end
 end
 
+local function url_option(role)
+  return function(v, path, problems)
+    if type(v) ~= "string" then return add(problems, path, "must be a string (a URL)") end
+    if not utf8.len(v) then return add(problems, path, "must be valid UTF-8") end
+    local url, rule = core.check_url(v, role)
+    if not url then return add(problems, path, rule) end
+    return url
+  end
+end
+
 M.OPTIONS = {
   api_id = header_text,
   api_key = header_text,   -- its value never appears in a message
-  base_url = function(v, path, problems)
-    if type(v) ~= "string" or not v:find("^https?://[^/%s]+") or v:find("[%s%c]") then
-      return add(problems, path, "must be an http:// or https:// URL")
-    end
-    if #v > 2048 or not utf8.len(v) then
-      return add(problems, path, "must be valid UTF-8 of at most 2048 bytes")
-    end
-    if v:find("[?#]") then return add(problems, path, "must not have a query or fragment") end
-    return (v:gsub("/+$", ""))
-  end,
+  -- Parsed by libcurl's URL parser in the core, the rule the core applies
+  -- too: scheme, host, port and a path; no user info, query, fragment or
+  -- dot segments; written as libcurl reads it. The message never repeats
+  -- the URL (it could hold a password).
+  base_url = url_option("base_url"),
+  proxy = url_option("proxy"),
   client_type = header_text,
   user_agent = header_text,
   timeout = number_in(0.001, 86400),

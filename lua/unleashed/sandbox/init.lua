@@ -847,6 +847,14 @@ function App:_dispatch(req)
   return not_found(path)
 end
 
+--- The API's id and signature check alone: nil when the request may go on,
+-- or the 403 answer. The server asks it as soon as a request's headers
+-- arrive, before reading its body; _dispatch applies the same rule.
+function App:authenticate(req)
+  local _, signed = listing.parse_query(req.query or "")
+  return self:_authenticate(req, signed)
+end
+
 function App:handle(req)
   local ok, resp = pcall(self._dispatch, self, req)
   if ok then return resp end

@@ -42,6 +42,13 @@ until SIGINT or SIGTERM.
 
 -- ---- flags -------------------------------------------------------------------
 
+-- The largest --seed, and so the largest seed a state file may name: loading
+-- a state regenerates its seeded orders, so its seed is held to the flag's
+-- bound (a state saying seed 100000000 would otherwise grow without end).
+M.MAX_SEED = 1000000
+-- The largest state file read: about 150,000 changed orders.
+M.MAX_STATE_BYTES = 256 * 1024 * 1024
+
 local function integer_in(lo, hi)
   return function(v)
     local n = math.tointeger(tonumber(v))
@@ -84,7 +91,7 @@ local FLAGS = {
   port = { "port", integer_in(0, 65535) },
   ["api-id"] = { "api_id", non_empty },
   ["api-key"] = { "api_key", non_empty },
-  seed = { "seed", integer_in(0, 1000000) },
+  seed = { "seed", integer_in(0, M.MAX_SEED) },
   ["latency-ms"] = { "latency_ms", millis },
   ["jitter-ms"] = { "jitter_ms", millis },
   ["fail-rate"] = { "fail_rate", rate },
@@ -199,28 +206,43 @@ end
 local function read_file(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
-  local data = f:read("a")
+  local data, rerr = f:read("a")
   f:close()
+  if not data then return nil, rerr end
   return data
 end
 
--- Writes through a temporary file in the same folder and renames it over
--- the target, so a reader (or a crash) never sees half a file.
-local function write_atomically(path, data, suffix)
-  local tmp = path .. "." .. suffix .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(data)
-  local cok, cerr = f:close()
-  if not ok or not cok then
-    os.remove(tmp)
-    return nil, werr or cerr
+local ENOENT = 2   -- errno, as os.remove reports it
+
+--- Loads --state FILE into app. Only a FILE that does not exist means "no
+-- state yet"; anything else that stops it loading (no permission, a folder,
+-- not JSON, a seed past --seed's bound) is an error, and the file is left as
+-- it is. A temporary file an interrupted save left beside it is removed
+-- (FILE itself is whole: saves rename over it). Returns true, or nil and a
+-- message; note(text) reports what was cleaned up.
+function M.load_state(app, path, note)
+  local tmp = path .. httpd.temp_suffix
+  local removed, rerr, code = os.remove(tmp)
+  if removed then
+    note(("removed %s, left by an interrupted save"):format(tmp))
+  elseif code ~= ENOENT then
+    return nil, ("cannot remove %s, left by an interrupted save: %s"):format(tmp, rerr)
   end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    return nil, rerr
+  local data, msg, kind = httpd.read_file(path, M.MAX_STATE_BYTES)
+  if not data then
+    if kind == "missing" then return true end
+    return nil, msg
   end
+  local ok, t = pcall(cjson.decode, data)
+  if ok and type(t) == "table" and type(t.seed) == "number" then
+    local seed = math.tointeger(t.seed)
+    if not seed or seed < 0 or seed > M.MAX_SEED then
+      return nil, ("cannot load: its seed %s is not an integer in 0..%d (the bound of --seed)")
+        :format(("%.17g"):format(t.seed), M.MAX_SEED)
+    end
+  end
+  local lok, lerr = pcall(app.load, app, data)
+  if not lok then return nil, "cannot load: " .. tostring(lerr) end
   return true
 end
 
@@ -280,7 +302,6 @@ function M.new(opts, app)
     quota_used = 0,
     window = {},              -- ring of the throttle window's call times
     window_next = 1,
-    state_suffix = ("%02x"):rep(4):format(urandom(4):byte(1, 4)),
   }, Server)
   -- The change ticker (unleashed.sandbox.ticker): on with --touch-rate, and
   -- ready for POST /_sandbox/touch with --admin.
@@ -324,10 +345,12 @@ function Server:throttled(now)
   return nil
 end
 
+-- Written through FILE.tmp: written, flushed to disk, renamed over FILE,
+-- the folder flushed; so FILE is always one whole state, old or new.
 function Server:save_state()
   local path = self.opts.state
   if not path or not self.app.dump then return true end
-  return write_atomically(path, self.app:dump(), self.state_suffix)
+  return httpd.write_file(path, self.app:dump())
 end
 
 function Server:faulty(req)
@@ -401,17 +424,34 @@ function Server:listen(tls_cert_pem, tls_key_pem)
   return self.base_url
 end
 
+--- At header time, for a request with a body: nil lets the body be read;
+-- an answer is sent without reading it. Only a refused id or signature is
+-- answered here, and through the same steps as any call (counted, the
+-- quota, faults, then the API's own 403), so the answer does not depend on
+-- when it was made; the body of a refused call is never held in memory.
+function Server:check(req)
+  if self.opts.admin and req.path:sub(1, 10) == "/_sandbox/" then return nil end
+  if self.app.authenticate == nil or self.app:authenticate(req) == nil then return nil end
+  return self:handle(req)
+end
+
 --- Serves until SIGINT, SIGTERM or stop; returns what ended it.
 function Server:run()
   local log = self.opts.log and io.stderr
-  return self.srv:run(function(req)
-    if not log then return self:handle(req) end
-    local t0 = httpd.now()
-    local resp = self:handle(req)
-    log:write(("%s %s%s%s %d%s %.1fms\n"):format(req.method, req.path, req.query ~= "" and "?" or "",
-      req.query, resp.status or 200, resp.drop and " dropped" or "", (httpd.now() - t0) * 1000))
-    return resp
-  end)
+  local function logged(fn)
+    if not log then return fn end
+    return function(req)
+      local t0 = httpd.now()
+      local resp = fn(req)
+      if resp ~= nil then
+        log:write(("%s %s%s%s %d%s %.1fms\n"):format(req.method, req.path, req.query ~= "" and "?" or "",
+          req.query, resp.status or 200, resp.drop and " dropped" or "", (httpd.now() - t0) * 1000))
+      end
+      return resp
+    end
+  end
+  return self.srv:run(logged(function(req) return self:handle(req) end),
+                      logged(function(req) return self:check(req) end))
 end
 
 function Server:close()
@@ -456,13 +496,13 @@ function M.main(argv, out, err)
     return 1
   end
   if opts.state then
-    local data = read_file(opts.state)
-    if data then
-      local lok, lerr = pcall(app.load, app, data)
-      if not lok then
-        err:write(("unleashed-sandbox: --state %s: cannot load: %s\n"):format(opts.state, tostring(lerr)))
-        return 1
-      end
+    local lok, lerr = M.load_state(app, opts.state, function(text)
+      err:write(("unleashed-sandbox: --state %s: %s\n"):format(opts.state, text))
+    end)
+    if not lok then
+      err:write(("unleashed-sandbox: --state %s: %s; not starting, the file is left as it is\n")
+        :format(opts.state, lerr))
+      return 1
     end
   end
 
