@@ -17,7 +17,9 @@ function M.read(name)
 end
 
 -- Headers every 2014 answer had besides its own (INDEX.md, "Headers").
-local HEADERS_2014 = { Server = "nginx/1.6.2", ["X-AspNetMvc-Version"] = "5.2", ["Cache-Control"] = "private" }
+local HEADERS_2014 = {
+  Server = "nginx/1.6.2", ["X-AspNetMvc-Version"] = "5.2", ["Cache-Control"] = "private",
+}
 
 --- name -> { status = N or nil, headers = { Name = value }, request = "METHOD /path?query" or nil },
 -- from each "### name" section of INDEX.md. A file whose status was not
