@@ -1,6 +1,6 @@
 -- The sandbox answers in the shapes the live API was recorded answering
--- with (../shared/recorded, read here at test time: a missing file fails the
--- spec): the reference resources' fields, nested objects, decimal places,
+-- with (spec/fixtures/recorded, copies of ../shared/recorded: a missing file
+-- fails the spec): the reference resources' fields, nested objects, decimal places,
 -- escapes, nulls, the empty envelope, 201 on a create; and it honours the
 -- reference resources' documented filters.
 local core = require "unleashed.core"
@@ -8,15 +8,7 @@ local cjson = require "cjson"
 local sandbox = require "unleashed.sandbox"
 
 local ID, KEY = "shapes-id", "shapes-key"
-local RECORDED = (os.getenv("UNLEASHED_ROOT") or ".") .. "/../shared/recorded/"
-
-local function recorded_text(name)
-  local f = io.open(RECORDED .. name, "rb")
-  assert(f, "missing recorded answer " .. RECORDED .. name .. " (the spec needs ../shared/recorded)")
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local recorded_text = require("support.recorded").read
 
 local function enc(s)
   return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
