@@ -316,6 +316,7 @@ describe("replaying the live API's recorded answers", function()
       end
     end
     assert.are.equal("3.66860666666667", decimal.shortest(assert(landed, "no landed cost 3.6686...")))
+    assert.are.equal("3.66860666666667", unleashed.json.encode(landed))      -- sent back as read
     local by_number = client:list("SalesOrders", { orderNumber = "SO-00000202" })[1]
     local charge
     for _, l in ipairs(by_number.SalesOrderLines) do
