@@ -344,6 +344,24 @@ describe("sandbox reference filters", function()
     assert.are.equal(0, #items("/Warehouses", { { "warehouseCode", "MAI" } }))
   end)
 
+  it("takes filter names in any case, as the recorded ?ProductCode=&WarehouseCode=", function()
+    local function codes(list)
+      local out = {}
+      for i, x in ipairs(list) do out[i] = x.ProductCode or x.WarehouseCode or x.OrderNumber end
+      return out
+    end
+    local want = codes(items("/Products", { { "productCode", "valve-" } }))
+    assert.is_true(#want > 0)
+    assert.are.same(want, codes(items("/Products", { { "ProductCode", "valve-" } })))
+    assert.are.same(want, codes(items("/products", { { "PRODUCTCODE", "VALVE-" } })))
+    assert.are.same(codes(items("/Warehouses", { { "warehouseCode", "main" } })),
+                    codes(items("/Warehouses", { { "WarehouseCode", "MAIN" } })))
+    local placed = codes(items("/PurchaseOrders", { { "orderStatus", "Placed" }, { "pageSize", "1000" } }))
+    assert.is_true(#placed > 0)
+    assert.are.same(placed,
+      codes(items("/PurchaseOrders", { { "OrderStatus", "placed" }, { "PageSize", "1000" } })))
+  end)
+
   it("leaves obsolete records out unless includeObsolete=true", function()
     for _, c in ipairs{ { "/Products", "ProductCode", "DISCONTINUED-0001" },
                         { "/Suppliers", "SupplierCode", "OLDCO" },
