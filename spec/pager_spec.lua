@@ -245,7 +245,8 @@ describe("client:pager", function()
   -- pager or its client, or take the next page, without a use after free
   -- (under --san one aborts) and without a page cut short or handed twice.
   for _, what in ipairs{ "pager", "client" } do
-    it(("hands out whole pages when a finalizer closes the %s meanwhile"):format(what), function()
+    it(("hands out whole pages when a finalizer closes the %s meanwhile #finalizer_race"):format(what),
+        function()
       local mode = collectgarbage("incremental", 1, 1000, 1)
       local s = stub.start([[return { respond = function(req)
         local page = req.path:match("(%d+)$")
@@ -295,7 +296,7 @@ describe("client:pager", function()
     end)
   end
 
-  it("hands each page out once when a finalizer takes pages meanwhile", function()
+  it("hands each page out once when a finalizer takes pages meanwhile #finalizer_race", function()
     local mode = collectgarbage("incremental", 1, 1000, 1)
     local s = stub.start("return " .. SHUFFLED)
     finally(function()
