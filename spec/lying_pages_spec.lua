@@ -76,15 +76,19 @@ describe("a listing facing a server that misstates its pages", function()
   -- flight still reach it, a moment later).
   local runs = 0
   local function requests_of(run)
-    local last, n = -1, 0
-    repeat
-      last = n
-      os.execute("sleep 0.1")
-      n = 0
+    local function count()
+      local n = 0
       for _, r in ipairs(s:requests()) do
-        if r.query:find("run=" .. run .. "&", 1, true) or r.query:find("run=" .. run .. "$") then n = n + 1 end
+        local q = r.query .. "&"
+        if q:find("run=" .. run .. "&", 1, true) then n = n + 1 end
       end
-    until n == last
+      return n
+    end
+    local last, n = -1, count()
+    while n ~= last do
+      os.execute("sleep 0.1")
+      last, n = n, count()
+    end
     return n
   end
 
