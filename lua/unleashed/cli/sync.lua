@@ -46,9 +46,12 @@ round and runs SCRIPT.lua once for each, with `client`, `unleashed`,
 `order` (the order) and `kind` ("changed" or "deleted") in its environment.
 Delivery is at least once: the checkpoint moves only after the script has
 returned for every order of the round. A script that fails is reported on
-stderr and its order comes again in the next round. SIGINT or SIGTERM stops
-the watch cleanly: after the order in hand, without moving the checkpoint
-past an order not done (exit code 0).
+stderr and its order comes again in the next round. Every round that comes
+to its end saves its checkpoint. SIGINT or SIGTERM stops the watch cleanly:
+the round in hand runs to its end and saves its checkpoint, then the watch
+exits (code 0); a second signal ends it at once, the checkpoint where it
+was. A checkpoint file that cannot be read, or holds no checkpoint, is
+refused (exit code 2).
 
   --every SECONDS     the wait between rounds (0.1 to 86400)
   --run SCRIPT.lua    the script to run for each changed order (required)
@@ -242,6 +245,35 @@ local function write_atomically(path, text)
   return true
 end
 
+-- The checkpoint kept in FILE: nil when there is no such file (the watch
+-- starts afresh); a file that cannot be read, or does not hold a checkpoint
+-- of the change feed (when `use`), is an error that names it.
+local function read_checkpoint(client, path, use)
+  local function refuse(why)
+    error({ kind = "usage", cli = true, topic = "po watch", message = ("--checkpoint %s: %s; nothing was run "
+      .. "(fix or remove the file, or give --since)"):format(path, why) }, 0)
+  end
+  local f, oerr, errno = io.open(path, "rb")
+  if not f then
+    if errno == 2 then return nil end         -- ENOENT
+    refuse("cannot read it: " .. tostring(oerr))
+  end
+  local text, rerr = f:read("a")
+  f:close()
+  if not text then refuse("cannot read it: " .. tostring(rerr)) end
+  if not use then return nil end
+  text = text:match("^%s*(.-)%s*$")
+  if text == "" then refuse("the file is empty, not a checkpoint") end
+  local ok, ferr = pcall(client.purchase_orders.changes, client.purchase_orders, { since = text })
+  if not ok then
+    local d = type(ferr) == "table" and type(ferr.details) == "table" and ferr.details[1]
+    refuse("it does not hold a checkpoint of the change feed (" .. (d and (d.field .. " " .. d.message)
+      or tostring(ferr)) .. ")")
+  end
+  ferr:close()
+  return text
+end
+
 -- The server's time now (its Date header), from one small call.
 local function server_now(client)
   local _, res = client:request("GET", "/PurchaseOrders", { query = { pageSize = 1 } })
@@ -273,16 +305,29 @@ local function watch(ctx, args)
   if opts.since then flags.date(opts.since, "since", topic, true) end
   local unleashed = require "unleashed"
   local client = connect.client(ctx, opts, topic)
-  local checkpoint = opts.checkpoint and read_text(opts.checkpoint)
-  checkpoint = checkpoint and checkpoint:match("^%s*(.-)%s*$")
-  if checkpoint == "" then checkpoint = nil end
+  local checkpoint
+  if opts.checkpoint then
+    local cok, cerr = pcall(read_checkpoint, client, opts.checkpoint, not opts.since)
+    if not cok then
+      client:close()
+      error(cerr, 0)
+    end
+    checkpoint = cerr
+  end
   if opts.since then checkpoint = opts.since end
 
-  -- SIGINT and SIGTERM wait their turn: taken between orders and rounds.
-  core.block_signals()
-  local stop
+  -- A first SIGINT or SIGTERM lets the round in hand finish (its scripts
+  -- run, its checkpoint saved) and ends the watch; a second one ends the
+  -- process at once (the checkpoint file, written by rename, stays whole).
+  local guard <close> = core.stop_signals()
+  local stop, told
   local function stopping()
-    stop = stop or core.wait_signal(0)
+    stop = stop or guard:taken()
+    if stop and not told then
+      told = true
+      ctx.stderr:write(("unleashed: %s: the watch stops after this round (%s again stops it at once)\n")
+        :format(stop, stop))
+    end
     return stop
   end
   local status = 0
@@ -309,11 +354,9 @@ local function watch(ctx, args)
             ctx.stderr:write(("unleashed: %s %s: %s failed (it runs again next round): %s\n"):format(
               tostring(po.OrderNumber), tostring(po.Guid), script, tostring(serr)))
           end
-          if stopping() then
-            -- The round ends here: the checkpoint keeps what is not done.
-            return
-          end
+          stopping()
         end
+        -- Every round that comes to its end saves its checkpoint.
         checkpoint = feed.checkpoint
         if opts.checkpoint then
           local wok, werr = write_atomically(opts.checkpoint, checkpoint)
@@ -333,11 +376,11 @@ local function watch(ctx, args)
         ctx.stderr:write("unleashed: this round failed, the next one tries again: ", tostring(
           type(rerr) == "table" and rerr.kind and tostring(rerr) or rerr), "\n")
       end
-      if not stopping() then stop = core.wait_signal(every) end
+      if not stopping() then stop = guard:wait(every) end
     end
   end)
   client:close()
-  core.unblock_signals()
+  guard:close()
   if not ok then error(err, 0) end
   ctx.stderr:write(("unleashed: watch stopped (%s)\n"):format(stop or "done"))
   return status
