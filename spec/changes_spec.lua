@@ -148,6 +148,37 @@ describe("purchase_orders:changes", function()
     assert.matches("other filters %(supplierCode=ACME%)", fields.since)
   end)
 
+  it("honours exactSupplierCode: ACME's orders only, not ACME2's, with a checkpoint of its own", function()
+    local t0 = core.now_ms()
+    local acme = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
+                                                PurchaseOrderLines = { line(1) } }
+    local acme2 = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME2" },
+                                                 OrderStatus = "Parked", PurchaseOrderLines = { line(1) } }
+    local got, n, feed = round(client, iso_ms(t0), nil, { exactSupplierCode = "acme" })
+    assert.equal(1, n)
+    assert.is_truthy(got[acme.Guid])
+    assert.is_nil(got[acme2.Guid])
+    assert.is_true(feed.verified)
+    assert.matches(" filters=exactSupplierCode=acme ", feed.checkpoint, 1, true)
+    -- the prefix feed gets both, and the checkpoints are not interchangeable
+    local both = round(client, iso_ms(t0), nil, { supplierCode = "ACME" })
+    assert.is_truthy(both[acme.Guid] and both[acme2.Guid])
+    local fields = errors_of(function()
+      return client.purchase_orders:changes{ since = feed.checkpoint, supplierCode = "acme" }
+    end)
+    assert.matches("other filters", fields.since)
+    -- its checkpoint goes on with the same filter
+    acme2:update{ Comments = "not ACME" }
+    acme:update{ Comments = "ACME" }
+    local later = round(client, feed.checkpoint, nil, { exactSupplierCode = "acme" })
+    assert.is_truthy(later[acme.Guid])
+    assert.is_nil(later[acme2.Guid])
+    fields = errors_of(function()
+      return client.purchase_orders:changes{ exactSupplierCode = "ACME", supplierCode = "ACME" }
+    end)
+    assert.matches("cannot be combined with supplierCode", fields.exactSupplierCode)
+  end)
+
   it("gives an order handed back with redeliver to the next round again", function()
     local t0 = core.now_ms()
     local a = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
