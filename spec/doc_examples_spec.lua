@@ -18,7 +18,8 @@
 --         spec/host_spec.lua builds and runs.
 --   text  a synopsis: every line naming a command (`unleashed ...`,
 --         `unleashed-sandbox ...`) must name one whose --help exits 0 and
---         mentions each --flag the line shows.
+--         mentions each --flag the line shows; the sandbox's synopsis shows
+--         every flag its --help gives.
 -- A block is left out only with a visible reason: a line
 -- "*Not run by the specs: REASON*" right above it. A block without a
 -- language fails: every block says what it is.
@@ -288,6 +289,14 @@ local function check_synopsis(block)
           :format(block.file, block.line, table.concat(words, " "), flag))
       end
       checked = checked + 1
+    end
+  end
+  -- The sandbox's synopsis is its whole list of flags: it shows every one its --help gives.
+  if block.code:match("^unleashed%-sandbox ") then
+    local r = help_of{ "unleashed-sandbox" }
+    for flag in r.stdout:gmatch("%-%-[%l][%l%-]*") do
+      assert(flag == "--help" or block.code:find(flag, 1, true), ("%s:%d: the unleashed-sandbox synopsis "
+        .. "lacks %s, which its --help gives"):format(block.file, block.line, flag))
     end
   end
   return checked
