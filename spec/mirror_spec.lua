@@ -505,6 +505,28 @@ describe("po report", function()
     assert.equal(month, json[1].month)
   end)
 
+  it("prints as po list does: formulas inert in CSV unless --raw-csv, tables by display width", function()
+    local sql = dir .. "/formula.sql"
+    files.write_file(sql, [[SELECT '=HYPERLINK("x")' AS note, '-12.50' AS amount_text, 'Müller 東京' AS name,
+      1.234567 AS rate, 5 AS n, NULL AS absent]])
+    local lines = {}
+    for l in ok_run(sb, { "po", "report", "--db", db, sql, "--format", "CSV" }).stdout:gmatch("[^\r\n]+") do
+      lines[#lines + 1] = l
+    end
+    assert.same({ "note,amount_text,name,rate,n,absent",
+                  [["'=HYPERLINK(""x"")",-12.50,Müller 東京,1.234567,5,]] }, lines)
+    local raw = ok_run(sb, { "po", "report", "--db", db, sql, "--format", "csv", "--raw-csv" }).stdout
+    assert.is_truthy(raw:find('\r\n"=HYPERLINK(""x"")",-12.50,', 1, true), raw)
+    local r = run(sb, { "po", "report", "--db", db, sql, "--raw-csv" })
+    assert.equal(2, r.code)
+    assert.matches("%-%-raw%-csv goes with %-%-format csv", r.stderr)
+    -- the table: numbers right-aligned with every decimal they have, wide text padded by its columns
+    local t = ok_run(sb, { "po", "report", "--db", db, sql }).stdout
+    local head, row = t:match("^([^\n]*)\n([^\n]*)\n$")
+    assert.equal("note             amount_text  name             rate  n  absent", head)
+    assert.equal([[=HYPERLINK("x")  -12.50       Müller 東京  1.234567  5]], row)
+  end)
+
   it("opens the file read-only and names what is wrong", function()
     local bad = dir .. "/bad.sql"
     files.write_file(bad, "SELECT nope FROM orders")

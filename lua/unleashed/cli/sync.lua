@@ -5,6 +5,7 @@
 -- command's (stdout, stderr, getenv, stderr_is_tty, terminal_width, help).
 local core = require "unleashed.core"
 local csv = require "unleashed.cli.csv"
+local format_text = require "unleashed.cli.format"
 local flags = require "unleashed.cli.flags"
 local connect = require "unleashed.cli.connect"
 local progress = require "unleashed.cli.progress"
@@ -62,13 +63,22 @@ refused (exit code 2).
 
 M.HELP["po report"] = [[
 usage: unleashed po report --db FILE.sqlite QUERY.sql [--format table|csv|json]
+                           [--raw-csv]
 
 Runs the SQL in QUERY.sql over a mirror made by `unleashed po sync` (opened
 read-only) and prints its rows. examples/month_end_by_supplier.sql is one.
 
   --db FILE        the SQLite file (required)
-  --format F       table (aligned columns, the default), csv (RFC 4180 with a
-                   header row) or json (an array of objects)
+  --format F       table (aligned columns, numbers right-aligned with at
+                   least 2 decimals, the row count on stderr; the default),
+                   csv (RFC 4180 with a header row) or json (an array of
+                   objects, NULL left out)
+  --raw-csv        CSV text fields exactly as the mirror holds them (below)
+
+CSV is RFC 4180 (CRLF, a header row). A text field that starts with =, +, -,
+@, a tab or a carriage return gets a leading ' so that a spreadsheet shows
+it as text instead of running it as a formula (numbers stay numbers);
+--raw-csv writes every field exactly as the mirror holds it.
 ]]
 
 -- ---- shared helpers ------------------------------------------------------------
@@ -129,15 +139,15 @@ end
 
 local function report(ctx, args)
   local topic = "po report"
-  local opts, pos = flags.parse(args, { db = "value", format = "value", help = "flag" }, topic, false)
+  local opts, pos = flags.parse(args, { db = "value", format = "value", help = "flag", ["raw-csv"] = "flag" },
+    topic, false)
   if opts.help then return ctx.help(topic) end
   if not opts.db or opts.db == "" then usage_error("--db FILE is required", topic) end
   if #pos == 0 then usage_error("missing QUERY.sql", topic) end
   if #pos > 1 then usage_error(("unexpected argument %q"):format(pos[2]), topic) end
-  local format = opts.format or "table"
-  if format ~= "table" and format ~= "csv" and format ~= "json" then
-    usage_error(("--format: expected one of table, csv, json, got %q"):format(format), topic)
-  end
+  -- as `po list` takes them: the format in any case, --raw-csv with csv only
+  local format = flags.choice(opts.format or "table", { "table", "csv", "json" }, "format", topic)
+  if opts["raw-csv"] and format ~= "csv" then usage_error("--raw-csv goes with --format csv", topic) end
   local f = io.open(pos[1], "rb")
   if not f then usage_error(("cannot open %s"):format(pos[1]), topic) end
   local sql = f:read("a")
@@ -169,8 +179,9 @@ local function report(ctx, args)
   local out = ctx.stdout
   local ncol = #names
   if format == "csv" then
-    out:write(csv.record(names, ncol))
-    for _, r in ipairs(rows) do out:write(csv.record(r, ncol)) end
+    local raw = opts["raw-csv"] or false
+    out:write(csv.record(names, ncol, raw))
+    for _, r in ipairs(rows) do out:write(csv.record(r, ncol, raw)) end
   elseif format == "json" then
     local cjson = require("cjson").new()
     out:write("[")
@@ -181,36 +192,16 @@ local function report(ctx, args)
     end
     out:write(#rows > 0 and "\n]\n" or "]\n")
   else
-    local width, cells = {}, {}
-    for c, name in ipairs(names) do width[c] = utf8.len(name) or #name end
-    for r, row in ipairs(rows) do
-      cells[r] = {}
-      for c = 1, ncol do
-        local v = row[c]
-        local s = v == nil and "" or (math.type(v) == "float" and ("%.2f"):format(v) or tostring(v))
-        s = s:gsub("[\r\n]+", " ")
-        cells[r][c] = s
-        local w = utf8.len(s) or #s
-        if w > width[c] then width[c] = w end
-      end
-    end
-    local function line(values, right)
-      local parts = {}
-      for c = 1, ncol do
-        local s = values[c]
-        local pad = (" "):rep(width[c] - (utf8.len(s) or #s))
-        parts[c] = right and right[c] and (pad .. s) or (c == ncol and s or s .. pad)
-      end
-      out:write((table.concat(parts, "  "):gsub("%s+$", "")), "\n")
-    end
-    local numeric = {}
-    for c = 1, ncol do
+    -- A column is numeric when its first value that is not NULL is a number.
+    local columns = {}
+    for c, name in ipairs(names) do
+      local kind
       for _, row in ipairs(rows) do
-        if row[c] ~= nil then numeric[c] = type(row[c]) == "number" break end
+        if row[c] ~= nil then kind = type(row[c]) == "number" and "number" or nil break end
       end
+      columns[c] = { name, function(row) return row[c] end, kind }
     end
-    line(names)
-    for _, values in ipairs(cells) do line(values, numeric) end
+    format_text.write_table(out, columns, rows)
     ctx.stderr:write(plural(#rows, "row"), "\n")
   end
   return 0
