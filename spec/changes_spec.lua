@@ -12,6 +12,15 @@ local ALL = changes.ALL_STATUSES
 
 local function iso_ms(n) return (core.iso_date(n):gsub("Z$", "")) end
 
+-- A millisecond later than every stamp made before the call: modifiedSince
+-- is inclusive, and the test before may have changed an order within the
+-- millisecond now_ms() gives first.
+local function fresh_ms()
+  local t = core.now_ms()
+  while core.now_ms() == t do end
+  return core.now_ms()
+end
+
 local function client_for(sb, opts)
   local o = { api_id = sb.api_id, api_key = sb.api_key, base_url = sb.base_url }
   for k, v in pairs(opts or {}) do o[k] = v end
@@ -135,7 +144,7 @@ describe("purchase_orders:changes", function()
   end)
 
   it("follows only the orders its filters name, and keeps them in the checkpoint", function()
-    local t0 = core.now_ms()
+    local t0 = fresh_ms()
     local acme = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
                                                 PurchaseOrderLines = { line(1) } }
     client.purchase_orders:create{ Supplier = { SupplierCode = "SMITH & SONS" }, OrderStatus = "Parked",
@@ -149,7 +158,7 @@ describe("purchase_orders:changes", function()
   end)
 
   it("honours exactSupplierCode: ACME's orders only, not ACME2's, with a checkpoint of its own", function()
-    local t0 = core.now_ms()
+    local t0 = fresh_ms()
     local acme = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
                                                 PurchaseOrderLines = { line(1) } }
     local acme2 = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME2" },
