@@ -12,6 +12,15 @@ local ALL = changes.ALL_STATUSES
 
 local function iso_ms(n) return (core.iso_date(n):gsub("Z$", "")) end
 
+-- A millisecond later than every stamp made before the call: modifiedSince
+-- is inclusive, and the test before may have changed an order within the
+-- millisecond now_ms() gives first.
+local function fresh_ms()
+  local t = core.now_ms()
+  while core.now_ms() == t do end
+  return core.now_ms()
+end
+
 local function client_for(sb, opts)
   local o = { api_id = sb.api_id, api_key = sb.api_key, base_url = sb.base_url }
   for k, v in pairs(opts or {}) do o[k] = v end
@@ -135,7 +144,7 @@ describe("purchase_orders:changes", function()
   end)
 
   it("follows only the orders its filters name, and keeps them in the checkpoint", function()
-    local t0 = core.now_ms()
+    local t0 = fresh_ms()
     local acme = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
                                                 PurchaseOrderLines = { line(1) } }
     client.purchase_orders:create{ Supplier = { SupplierCode = "SMITH & SONS" }, OrderStatus = "Parked",
@@ -146,6 +155,37 @@ describe("purchase_orders:changes", function()
     assert.matches(" filters=supplierCode=ACME ", feed.checkpoint, 1, true)
     local fields = errors_of(function() return client.purchase_orders:changes{ since = feed.checkpoint } end)
     assert.matches("other filters %(supplierCode=ACME%)", fields.since)
+  end)
+
+  it("honours exactSupplierCode: ACME's orders only, not ACME2's, with a checkpoint of its own", function()
+    local t0 = fresh_ms()
+    local acme = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME" }, OrderStatus = "Parked",
+                                                PurchaseOrderLines = { line(1) } }
+    local acme2 = client.purchase_orders:create{ Supplier = { SupplierCode = "ACME2" },
+                                                 OrderStatus = "Parked", PurchaseOrderLines = { line(1) } }
+    local got, n, feed = round(client, iso_ms(t0), nil, { exactSupplierCode = "acme" })
+    assert.equal(1, n)
+    assert.is_truthy(got[acme.Guid])
+    assert.is_nil(got[acme2.Guid])
+    assert.is_true(feed.verified)
+    assert.matches(" filters=exactSupplierCode=acme ", feed.checkpoint, 1, true)
+    -- the prefix feed gets both, and the checkpoints are not interchangeable
+    local both = round(client, iso_ms(t0), nil, { supplierCode = "ACME" })
+    assert.is_truthy(both[acme.Guid] and both[acme2.Guid])
+    local fields = errors_of(function()
+      return client.purchase_orders:changes{ since = feed.checkpoint, supplierCode = "acme" }
+    end)
+    assert.matches("other filters", fields.since)
+    -- its checkpoint goes on with the same filter
+    acme2:update{ Comments = "not ACME" }
+    acme:update{ Comments = "ACME" }
+    local later = round(client, feed.checkpoint, nil, { exactSupplierCode = "acme" })
+    assert.is_truthy(later[acme.Guid])
+    assert.is_nil(later[acme2.Guid])
+    fields = errors_of(function()
+      return client.purchase_orders:changes{ exactSupplierCode = "ACME", supplierCode = "ACME" }
+    end)
+    assert.matches("cannot be combined with supplierCode", fields.exactSupplierCode)
   end)
 
   it("gives an order handed back with redeliver to the next round again", function()

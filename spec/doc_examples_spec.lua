@@ -18,12 +18,15 @@
 --         spec/host_spec.lua builds and runs.
 --   text  a synopsis: every line naming a command (`unleashed ...`,
 --         `unleashed-sandbox ...`) must name one whose --help exits 0 and
---         mentions each --flag the line shows.
+--         mentions each --flag the line shows; the sandbox's synopsis shows
+--         every flag its --help gives.
 -- A block is left out only with a visible reason: a line
 -- "*Not run by the specs: REASON*" right above it. A block without a
 -- language fails: every block says what it is.
 -- Some blocks make promises beyond "it runs": those get their own checks
 -- below (README's first example receipts ACME's due orders, and only those).
+-- The prose of README.md, docs/reference.md and docs/design.md points only
+-- at files git tracks: what a fresh clone holds.
 local sandbox = require "support.sandbox"
 local stub = require "support.stub_control"
 local files = require "support.files"
@@ -288,6 +291,14 @@ local function check_synopsis(block)
       checked = checked + 1
     end
   end
+  -- The sandbox's synopsis is its whole list of flags: it shows every one its --help gives.
+  if block.code:match("^unleashed%-sandbox ") then
+    local r = help_of{ "unleashed-sandbox" }
+    for flag in r.stdout:gmatch("%-%-[%l][%l%-]*") do
+      assert(flag == "--help" or block.code:find(flag, 1, true), ("%s:%d: the unleashed-sandbox synopsis "
+        .. "lacks %s, which its --help gives"):format(block.file, block.line, flag))
+    end
+  end
   return checked
 end
 
@@ -306,6 +317,102 @@ local function check_c(block)
   end
   return false
 end
+
+-- ---- links ---------------------------------------------------------------------------
+
+-- The files git tracks in the checkout, as a set, and their top-level names.
+local function tracked()
+  local set, top = {}, {}
+  local p = assert(io.popen("git -C " .. quote(ROOT) .. " ls-files 2>/dev/null"))
+  for path in p:lines() do
+    set[path] = true
+    top[path:match("^[^/]+")] = true
+  end
+  p:close()
+  assert(next(set), "git ls-files listed nothing: the specs run from a git checkout")
+  return set, top
+end
+
+-- A path as from the checkout's root: `path` written in a file of folder
+-- `base` ("" for the root), "." and ".." worked out; nil when it leaves the checkout.
+local function from_root(base, path)
+  local parts = {}
+  for seg in ((base ~= "" and base .. "/" or "") .. path):gmatch("[^/]+") do
+    if seg == ".." then
+      if #parts == 0 then return nil end
+      parts[#parts] = nil
+    elseif seg ~= "." then
+      parts[#parts + 1] = seg
+    end
+  end
+  return table.concat(parts, "/")
+end
+
+local function is_tracked(set, path)
+  if path == nil or path == "" then return false end
+  if set[path] then return true end
+  local prefix = path .. "/"
+  for f in pairs(set) do
+    if f:sub(1, #prefix) == prefix then return true end
+  end
+  return false
+end
+
+-- What the prose of a Markdown file (outside fenced blocks) points at in the
+-- checkout: every relative link target, and every code span that reads as a
+-- path of the checkout (it has a "/", no blank or wildcard, and starts with
+-- ".." or one of the checkout's top-level names). { line, text, path }.
+local function pointers_of(name, top)
+  local text = read_all(ROOT .. "/" .. name)
+  local base = name:match("^(.*)/[^/]*$") or ""
+  local out, fenced, n = {}, false, 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:match("^```") then
+      fenced = not fenced
+    elseif not fenced then
+      for target in line:gmatch("%]%(([^)%s]+)%)") do
+        if not target:match("^#") and not target:match("^%a[%w+.-]*:") then
+          out[#out + 1] = { line = n, text = target, path = from_root(base, target:gsub("#.*$", "")) }
+        end
+      end
+      for span in line:gmatch("`([^`]+)`") do
+        local first = span:match("^([^/]+)/")
+        if first and not span:find("[%s*?{}<>]") and not span:find("://", 1, true)
+            and (first == ".." or top[first]) then
+          local path = span:gsub("#.*$", ""):gsub("/$", "")
+          out[#out + 1] = { line = n, text = span,
+                            path = first == ".." and from_root(base, path) or from_root("", path) }
+        end
+      end
+    end
+  end
+  return out
+end
+
+describe("the documents' links", function()
+  it("point only at files git tracks (nothing a fresh clone lacks)", function()
+    local set, top = tracked()
+    local checked = 0
+    for _, name in ipairs{ "README.md", "docs/reference.md", "docs/design.md" } do
+      for _, ptr in ipairs(pointers_of(name, top)) do
+        checked = checked + 1
+        assert(is_tracked(set, ptr.path), ("%s:%d points at %s, which is not a file of the checkout")
+          :format(name, ptr.line, ptr.text))
+      end
+    end
+    assert.is_true(checked > 20, "found too few links to check")
+  end)
+
+  it("are checked: a link outside the checkout, or to a file git does not track, is caught", function()
+    local set = tracked()
+    assert.is_false(is_tracked(set, from_root("docs", "../../shared/recorded/INDEX.md")))
+    assert.is_false(is_tracked(set, from_root("docs", "../shared/recorded")))
+    assert.is_false(is_tracked(set, from_root("", "build/unleashed/core.so")))
+    assert.is_true(is_tracked(set, from_root("docs", "../README.md")))
+    assert.is_true(is_tracked(set, from_root("", "spec/fixtures/recorded")))
+  end)
+end)
 
 -- ---- the specs ---------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ local cjson = require "cjson"
 local ROOT = os.getenv("UNLEASHED_ROOT") or "."
 local quote = sandbox.quote
 local read_all, tmpdir = files.read_all, files.tmpdir
+local REPORT = ROOT .. "/examples/month_end_by_supplier.sql"
 local ALL = "Parked,Placed,Unapproved,Costed,Receipted,Complete,Deleted"
 
 -- Runs bin/unleashed with the sandbox's credentials and nothing else of the
@@ -341,6 +342,69 @@ describe("po sync", function()
     assert.matches("corrupt", r.stderr)
   end)
 
+  it("refuses another application's SQLite file before it sets or writes anything", function()
+    -- one with tables of its own, one with an application_id of its own
+    local tables, stamped = dir .. "/other-tables.sqlite", dir .. "/other-stamped.sqlite"
+    do
+      local o <close> = sqlite.open(tables)
+      o:exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT); "
+             .. "INSERT INTO notes (text) VALUES ('mine')")
+      local p <close> = sqlite.open(stamped)
+      p:exec("PRAGMA application_id = 1234")
+    end
+    for _, db in ipairs{ tables, stamped } do
+      local before = read_all(db)
+      for _, args in ipairs{ { "po", "sync", "--db", db }, { "po", "report", "--db", db, REPORT } } do
+        local r = run(sb, args)
+        assert.equal(1, r.code)
+        assert.matches("another application", r.stderr)
+        assert.matches("not a mirror", r.stderr)
+        assert.is_true(before == read_all(db), "the file changed")
+        assert.is_nil(io.open(db .. "-wal", "rb"), "the journal mode was set")
+      end
+    end
+    assert.matches("application_id 0x000004D2", run(sb, { "po", "sync", "--db", stamped }).stderr)
+    -- a mirror says what it is in its header
+    local db = dir .. "/stamped-mirror.sqlite"
+    ok_run(sb, { "po", "sync", "--db", db })
+    assert.equal(0x554E4C4D, scalar(db, "PRAGMA application_id"))
+    assert.equal(1, scalar(db, "PRAGMA user_version"))
+  end)
+
+  it("names the folder that does not exist", function()
+    local folder = dir .. "/no-such-folder"
+    local r = run(sb, { "po", "sync", "--db", folder .. "/m.sqlite" })
+    assert.equal(1, r.code)
+    assert.is_truthy(r.stderr:find("the folder " .. folder .. " does not exist", 1, true), r.stderr)
+    r = run(sb, { "po", "report", "--db", folder .. "/m.sqlite", REPORT })
+    assert.equal(1, r.code)
+    assert.is_truthy(r.stderr:find("the folder " .. folder .. " does not exist", 1, true), r.stderr)
+  end)
+
+  it("leaves no file behind when a first sync fails half-way, and keeps a mirror it did not make", function()
+    -- two calls answered, then the monthly quota: the first page is written, the second refused
+    local short <close> = sandbox.start{ seed = 300, quota = 2 }
+    local db = dir .. "/half-built.sqlite"
+    local r = run(short, { "po", "sync", "--db", db, "--page-size", "20" })
+    assert.is_true(r.code ~= 0)
+    assert.matches("quota error %(429%) GET /PurchaseOrders/Page/2", r.stderr)
+    for _, suffix in ipairs{ "", "-wal", "-shm", "-journal" } do
+      assert.is_nil(io.open(db .. suffix, "rb"), db .. suffix .. " was left behind")
+    end
+    -- an empty file made beforehand stays, empty
+    files.write_file(db, "")
+    assert.is_true(run(short, { "po", "sync", "--db", db, "--page-size", "20" }).code ~= 0)
+    assert.equal("", read_all(db))
+    assert.is_nil(io.open(db .. "-wal", "rb"))
+    -- a mirror that existed keeps what it holds
+    local kept = dir .. "/kept.sqlite"
+    ok_run(sb, { "po", "sync", "--db", kept })
+    local orders = scalar(kept, "SELECT count(*) FROM orders")
+    assert.is_true(run(short, { "po", "sync", "--db", kept, "--full" }).code ~= 0)
+    assert.equal(orders, scalar(kept, "SELECT count(*) FROM orders"))
+    short:stop()
+  end)
+
   it("never writes the API key into the file", function()
     local db = dir .. "/key.sqlite"
     ok_run(sb, { "po", "sync", "--db", db, "--costs" })
@@ -439,6 +503,28 @@ describe("po report", function()
     local json = cjson.decode(ok_run(sb, { "po", "report", "--db", db, sql, "--format", "json" }).stdout)
     assert.equal(#rows - 1, #json)
     assert.equal(month, json[1].month)
+  end)
+
+  it("prints as po list does: formulas inert in CSV unless --raw-csv, tables by display width", function()
+    local sql = dir .. "/formula.sql"
+    files.write_file(sql, [[SELECT '=HYPERLINK("x")' AS note, '-12.50' AS amount_text, 'Müller 東京' AS name,
+      1.234567 AS rate, 5 AS n, NULL AS absent]])
+    local lines = {}
+    for l in ok_run(sb, { "po", "report", "--db", db, sql, "--format", "CSV" }).stdout:gmatch("[^\r\n]+") do
+      lines[#lines + 1] = l
+    end
+    assert.same({ "note,amount_text,name,rate,n,absent",
+                  [["'=HYPERLINK(""x"")",-12.50,Müller 東京,1.234567,5,]] }, lines)
+    local raw = ok_run(sb, { "po", "report", "--db", db, sql, "--format", "csv", "--raw-csv" }).stdout
+    assert.is_truthy(raw:find('\r\n"=HYPERLINK(""x"")",-12.50,', 1, true), raw)
+    local r = run(sb, { "po", "report", "--db", db, sql, "--raw-csv" })
+    assert.equal(2, r.code)
+    assert.matches("%-%-raw%-csv goes with %-%-format csv", r.stderr)
+    -- the table: numbers right-aligned with every decimal they have, wide text padded by its columns
+    local t = ok_run(sb, { "po", "report", "--db", db, sql }).stdout
+    local head, row = t:match("^([^\n]*)\n([^\n]*)\n$")
+    assert.equal("note             amount_text  name             rate  n  absent", head)
+    assert.equal([[=HYPERLINK("x")  -12.50       Müller 東京  1.234567  5]], row)
   end)
 
   it("opens the file read-only and names what is wrong", function()

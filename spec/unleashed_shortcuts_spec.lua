@@ -102,7 +102,7 @@ describe("library shortcuts", function()
       assert.equal(2, seen)
     end)
 
-    it("is refused with supplierCode, and outside each/list", function()
+    it("is refused with supplierCode, and outside each, list and changes", function()
       local ok, e = pcall(client.purchase_orders.list, client.purchase_orders,
         { exactSupplierCode = "ACME", supplierCode = "AC" })
       assert.is_false(ok)
@@ -111,7 +111,7 @@ describe("library shortcuts", function()
         { exactSupplierCode = "ACME" })
       assert.is_false(pok)
       assert.equal("exactSupplierCode", pe.details[1].field)
-      assert.truthy(pe.details[1].message:find("each and list only", 1, true))
+      assert.truthy(pe.details[1].message:find("each, list and changes only", 1, true))
     end)
   end)
 

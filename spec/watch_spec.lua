@@ -138,39 +138,126 @@ describe("po watch", function()
     assert.matches("watch stopped %(SIGINT%)", err)
   end)
 
-  it("stops after the order in hand on a signal, and a watch started again does the rest", function()
+  -- A script that logs "start NUMBER", sleeps, then logs "end NUMBER".
+  local function slow_script(log, seconds)
+    return script(([[
+      local function note(what)
+        local f = assert(io.open(%q, "a"))
+        f:write(what, " ", order.OrderNumber, "\n")
+        f:close()
+      end
+      note("start")
+      require("socket").sleep(%s)
+      note("end")
+    ]]):format(log, seconds))
+  end
+
+  local function count(log, what)
+    local n = 0
+    for _, l in ipairs(lines_of(log)) do if l:match("^" .. what .. " ") then n = n + 1 end end
+    return n
+  end
+
+  -- Changes `n` Placed orders; returns OrderNumber -> Guid.
+  local function change(n, comment)
+    local changed = {}
+    for i, po in ipairs(client.purchase_orders:page(1, { orderStatus = "Placed", pageSize = n }).items) do
+      po:update{ Comments = comment .. " " .. i }
+      changed[po.OrderNumber] = po.Guid
+    end
+    return changed
+  end
+
+  it("on a signal while a script runs, finishes the round, saves its checkpoint, then stops", function()
     local log = dir .. "/slow.txt"
-    local s = script(([[
-      local f = assert(io.open(%q, "a"))
-      f:write(order.OrderNumber, "\n")
-      f:close()
-      require("socket").sleep(0.4)
-    ]]):format(log))
+    local s = slow_script(log, 0.3)
+    local cp = dir .. "/checkpoint"
+    socket.sleep(1.1)
+    local w = start_watch(sb, dir, { "--every", "0.2", "--run", s, "--checkpoint", cp })
+    eventually(function() return read_all(cp) ~= "" end, 20, "the first round")
+    local changed = change(5, "slow")
+    eventually(function() return count(log, "start") >= 1 end, 20, "the first order")
+    assert.equal(0, stop_watch(w, "TERM"))
+    -- every order of the round ran to its end, once
+    assert.equal(5, count(log, "start"))
+    assert.equal(5, count(log, "end"))
+    local text = read_all(cp)
+    for n, g in pairs(changed) do assert.is_truthy(text:find(g .. "@", 1, true), n .. " is not in it") end
+    local err = read_all(w.err)
+    assert.matches("SIGTERM: the watch stops after this round", err)
+    assert.matches("5 orders ran", err)
+    assert.matches("watch stopped %(SIGTERM%)", err)
+    -- started again from the checkpoint: the orders done do not come again,
+    -- one changed since does
+    local w2 = start_watch(sb, dir, { "--every", "0.2", "--run", s, "--checkpoint", cp })
+    local later = client.purchase_orders:page(1, { orderStatus = "Parked", pageSize = 1 }).items[1]
+    later:update{ Comments = "after the restart" }
+    local ok, why = pcall(eventually, function() return count(log, "end") >= 6 end, 30, "the new order")
+    assert.equal(0, stop_watch(w2, "INT"))
+    assert(ok, why)
+    assert.equal(6, count(log, "start"))
+    local runs = 0
+    for _, l in ipairs(lines_of(log)) do if l == "start " .. later.OrderNumber then runs = runs + 1 end end
+    assert.equal(1, runs)
+  end)
+
+  it("saves the checkpoint of a round whose last script was running when the signal came", function()
+    local log = dir .. "/last.txt"
+    local s = slow_script(log, 0.5)
+    local cp = dir .. "/checkpoint"
+    socket.sleep(1.1)
+    local w = start_watch(sb, dir, { "--every", "0.2", "--run", s, "--checkpoint", cp })
+    eventually(function() return read_all(cp) ~= "" end, 20, "the first round")
+    local changed = change(2, "last")
+    eventually(function() return count(log, "start") >= 2 end, 20, "the last order")
+    assert.equal(0, stop_watch(w, "INT"))
+    assert.equal(2, count(log, "end"))
+    for n, g in pairs(changed) do assert.is_truthy(read_all(cp):find(g .. "@", 1, true), n) end
+  end)
+
+  it("stops at once on a second signal, the checkpoint where it was", function()
+    local log = dir .. "/stuck.txt"
+    local s = slow_script(log, 60)
     local cp = dir .. "/checkpoint"
     local w = start_watch(sb, dir, { "--every", "0.2", "--run", s, "--checkpoint", cp })
     eventually(function() return read_all(cp) ~= "" end, 20, "the first round")
     local before = read_all(cp)
-    local changed = {}
-    for i, po in ipairs(client.purchase_orders:page(1, { orderStatus = "Placed", pageSize = 5 }).items) do
-      po:update{ Comments = "slow " .. i }
-      changed[po.OrderNumber] = po.Guid
+    change(2, "stuck")
+    eventually(function() return count(log, "start") >= 1 end, 20, "the first order")
+    -- the first signal is noted at once, and said between orders (once the
+    -- stuck script returns); the second one ends the process inside it
+    os.execute(("kill -TERM %d"):format(w.pid))
+    socket.sleep(0.5)
+    assert.equal(128 + 15, stop_watch(w, "TERM"))
+    assert.equal(0, count(log, "end"))
+    assert.is_nil(read_all(w.err):find("watch stopped", 1, true))
+    assert.equal(before, read_all(cp))
+  end)
+
+  it("refuses a checkpoint file it cannot read, or that holds no checkpoint, naming it", function()
+    local function watch_with(cp)
+      local out = os.tmpname()
+      local _, _, code = os.execute("env UNLEASHED_API_ID=x UNLEASHED_API_KEY=y UNLEASHED_BASE_URL="
+        .. quote(sb.base_url) .. " lua5.4 " .. quote(ROOT .. "/bin/unleashed") .. " po watch --every 1 --run "
+        .. quote(script("return")) .. " --checkpoint " .. quote(cp) .. " >/dev/null 2>" .. quote(out))
+      local err = read_all(out)
+      os.remove(out)
+      return code, err
     end
-    eventually(function() return #lines_of(log) >= 1 end, 20, "the first order")
-    local t = socket.gettime()
-    assert.equal(0, stop_watch(w, "TERM"))
-    assert.is_true(socket.gettime() - t < 2, "it did not stop after the order in hand")
-    local done = #lines_of(log)
-    assert.is_true(done < 5, "the round was not cut short")
-    assert.equal(before, read_all(cp), "the checkpoint moved past orders not done")
-    -- Started again from the checkpoint: every changed order runs (at least once).
-    local w2 = start_watch(sb, dir, { "--every", "0.2", "--run", s, "--checkpoint", cp })
-    eventually(function() return read_all(cp) ~= before end, 30, "a round of the new watch")
-    assert.equal(0, stop_watch(w2, "TERM"))
-    local ran = {}
-    for _, l in ipairs(lines_of(log)) do ran[l] = true end
-    for n in pairs(changed) do assert.is_true(ran[n], n .. " never ran") end
-    -- done now: the checkpoint holds them, to drop them when it reads them again
-    for n, g in pairs(changed) do assert.is_truthy(read_all(cp):find(g .. "@", 1, true), n) end
+    local folder = dir .. "/a-folder"
+    os.execute("mkdir " .. quote(folder))
+    local code, err = watch_with(folder)
+    assert.equal(2, code)
+    assert.is_truthy(err:find("--checkpoint " .. folder .. ": cannot read it", 1, true), err)
+    for _, text in ipairs{ "", "unleashed-changes/1 since=garbage", "not a checkpoint" } do
+      local cp = dir .. "/bad-checkpoint"
+      write_file(cp, text)
+      code, err = watch_with(cp)
+      assert.equal(2, code)
+      assert.is_truthy(err:find("--checkpoint " .. cp .. ": ", 1, true), err)
+      assert.matches(text == "" and "is empty" or "does not hold a checkpoint", err)
+      assert.equal(text, read_all(cp))
+    end
   end)
 
   it("refuses bad flags before it starts", function()

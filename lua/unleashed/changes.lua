@@ -192,12 +192,20 @@ function M.new(resource, wrap, spec, opts)
       f[k] = v
     end
   end
-  local query, fproblems = filters.purchase_orders(f)
+  local query, fproblems, exact = filters.purchase_orders(f, true)
   for _, p in ipairs(fproblems) do problems[#problems + 1] = p end
   local client = resource.client
   local o = check_opts(opts, client, problems)
 
-  local key = filters_key(query)
+  -- exactSupplierCode is sent as supplierCode (a prefix); the checkpoint
+  -- names it as given, so that it is not taken for the prefix's.
+  local named = query
+  if exact then
+    named = {}
+    for k, v in pairs(query) do named[k] = v end
+    named.exactSupplierCode, named.supplierCode = named.supplierCode, nil
+  end
+  local key = filters_key(named)
   local since_ms, seen = nil, {}
   if type(since) == "string" and since:sub(1, #M.PREFIX) == M.PREFIX then
     local s, ckey, cseen = parse_checkpoint(since)
@@ -224,7 +232,7 @@ function M.new(resource, wrap, spec, opts)
 
   local self = setmetatable({
     client = client, resource = resource, wrap = wrap,
-    query = query, key = key, since_ms = since_ms, seen = seen, opts = o,
+    query = query, exact = exact, key = key, since_ms = since_ms, seen = seen, opts = o,
     overlap_ms = math.floor(o.overlap * 1000 + 0.5),
     calls = 0, listings = 0, verified = nil, state = "new",
     delivered = 0, failed = {},
@@ -279,7 +287,8 @@ end
 
 -- Considers one listed order: counts it for the round's check, and delivers
 -- it unless this round or the checkpoint already has it at this
--- LastModifiedOn (or later).
+-- LastModifiedOn (or later), or its supplier is not the exactSupplierCode
+-- asked for.
 local function consider(self, item, round)
   local g = item.Guid
   local lmo = modified_ms(item)
@@ -298,6 +307,11 @@ local function consider(self, item, round)
   if before and before >= lmo then return end
   read[k] = lmo
   if self.seen[g] == lmo then return end
+  if self.exact then
+    -- read and counted for the round's check, handed out only when the code is the one asked for
+    local code = type(item.Supplier) == "table" and item.Supplier.SupplierCode
+    if type(code) ~= "string" or code:lower() ~= self.exact then return end
+  end
   if self.wrap and getmetatable(item) == nil then item = self.wrap(item) end
   self.delivered = self.delivered + 1
   coroutine.yield("order", item, item.OrderStatus == "Deleted" and "deleted" or "changed")

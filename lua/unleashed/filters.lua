@@ -107,9 +107,10 @@ end
 -- (ACME finds ACME2 too). exactSupplierCode asks for one supplier: it is sent
 -- as supplierCode, and the listing keeps only the orders whose
 -- Supplier.SupplierCode equals it (in any case, as the server compares
--- codes). Only a listing can filter what it hands out, so only `each` and
--- `list` take it (listing = true); the third result then holds the exact
--- code, lower-cased, for the listing to compare (nil when not asked for).
+-- codes). Only a listing can filter what it hands out, so only `each`,
+-- `list` and the change feed take it (listing = true); the third result
+-- then holds the exact code, lower-cased, for the listing to compare (nil
+-- when not asked for).
 function M.purchase_orders(f, listing)
   local query, problems = check_all(f, function(name, v)
     local kind = type(name) == "string" and M.PURCHASE_ORDER[name]
@@ -118,7 +119,8 @@ function M.purchase_orders(f, listing)
       return nil, "is not a purchase order filter (valid: " .. valid .. ")"
     end
     if name == "exactSupplierCode" and not listing then
-      return nil, "is for each and list only (they filter the orders they hand out); use supplierCode here"
+      return nil, "is for each, list and changes only (they filter the orders they hand out); "
+        .. "use supplierCode here"
     end
     return checkers[kind](v, name)
   end)

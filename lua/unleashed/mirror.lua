@@ -21,6 +21,9 @@ local cjson_module = require "cjson"
 local M = {}
 
 M.SCHEMA_VERSION = "1"
+-- The SQLite header's application_id of a mirror ("UNLM"): what tells a
+-- mirror from another application's database before anything is written.
+M.APPLICATION_ID = 0x554E4C4D
 M.BUSY_MS = 2000        -- how long to wait for another writer before saying "locked"
 
 -- A private cjson instance for the orders' JSON: 14 significant digits (its
@@ -164,35 +167,104 @@ local function try(self, doing, fn, ...)
   return a, b, c
 end
 
+-- The folder a path names its file in ("." for a bare name).
+local function folder_of(path)
+  local d = path:match("^(.*)/[^/]*$")
+  if d == nil then return "." end
+  return d == "" and "/" or d
+end
+
+-- Fails naming the folder when it does not exist (what SQLite would only
+-- call "unable to open database file").
+local function check_folder(path)
+  local folder = folder_of(path)
+  local f = io.open(folder, "rb")
+  if not f then
+    fail(path, "cannot-open",
+      ("the folder %s does not exist (make it first); nothing was written"):format(folder))
+  end
+  f:close()
+end
+
+-- What a file is, read before anything is set or written: "mirror" (its
+-- application_id is the mirror's, or it is 0 and the file holds the
+-- mirror_meta table, as a mirror made before the id was set does), "empty"
+-- (no table, view or index at all: a new database), or "other" with a
+-- description. A file that is not SQLite fails here (SQLITE_NOTADB).
+local function identify(self)
+  local db = self.db
+  local function one(sql)
+    local st = try(self, "reading it", db.prepare, db, sql)
+    local v = try(self, "reading it", st.first, st)
+    st:close()
+    return v
+  end
+  local app = one("PRAGMA application_id")
+  local objects = one("SELECT count(*) FROM sqlite_master")
+  local has_meta = one("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'mirror_meta'")
+  if app == M.APPLICATION_ID or (app == 0 and has_meta == 1) then return "mirror" end
+  if app == 0 and objects == 0 then return "empty" end
+  return "other", ("application_id 0x%08X, %d schema object%s, no mirror_meta table"):format(
+    app & 0xFFFFFFFF, objects, objects == 1 and "" or "s")
+end
+
 --- mirror.open(path, opts) -> Mirror. opts.readonly (for reports): no
 -- schema is made, nothing is written. The schema is made when missing; a
--- file of another schema version is refused.
+-- file of another schema version is refused, and so is a database that is
+-- not a mirror (another application's SQLite file, or a file that is not
+-- SQLite), before any pragma is set or anything written. A file that this
+-- open makes (or finds empty) is taken back if the first sync fails
+-- (m.fresh until a sync succeeds).
 function M.open(path, opts)
   opts = opts or {}
   if type(path) ~= "string" or path == "" then
     fail(tostring(path), "usage", "the database path must be a non-empty string")
   end
   local self = setmetatable({ path = path, readonly = opts.readonly and true or false }, Mirror)
+  local f = io.open(path, "rb")
+  local existed = f ~= nil
+  if f then
+    self.was_empty = f:seek("end") == 0
+    f:close()
+  else
+    check_folder(path)
+  end
   if not self.readonly then
     -- Root writes anywhere: the permission is asked of the file itself, so
     -- the message says "read-only" rather than failing half-way.
-    local f = io.open(path, "rb")
-    if f then
-      f:close()
+    if existed then
       local w = io.open(path, "r+b")
       if not w then
         fail(path, "read-only", "the database file is read-only (no write permission); nothing was written")
       end
       w:close()
     end
-  elseif not io.open(path, "rb") then
+  elseif not existed then
     fail(path, "cannot-open", "no such database file (make it with `unleashed po sync --db FILE`)")
   end
   self.db = try(self, "opening it", sqlite.open, path, { readonly = self.readonly, busy_ms = M.BUSY_MS })
-  local db = self.db
+  self.fresh = not existed or nil
+  local ok, err = pcall(M._setup, self)
+  if not ok then
+    self:_discard()
+    error(err, 0)
+  end
+  return self
+end
+
+function M._setup(self)
+  local db, path = self.db, self.path
+  local what, about = identify(self)
+  if what == "other" then
+    fail(path, "not-a-mirror", ("the file is a SQLite database of another application (%s), not a mirror "
+      .. "made by `unleashed po sync`; nothing was written (give --db a new file)"):format(about))
+  end
+  if what == "empty" and self.was_empty then self.fresh = true end
   if self.readonly then
-    try(self, "reading it", db.exec, db, "SELECT count(*) FROM sqlite_master")
-    return self
+    if what == "empty" then
+      fail(path, "not-a-mirror", "the file is an empty database, not a mirror made by `unleashed po sync`")
+    end
+    return
   end
   -- WAL: reports read while the sync writes, and a kill leaves whole pages.
   -- 16 KiB pages hold a whole order's JSON (some 4 KiB) without overflow
@@ -208,16 +280,31 @@ function M.open(path, opts)
   st:close()
   if version == nil then
     try(self, "making its tables", db.exec, db,
-      "INSERT INTO mirror_meta (key, value) VALUES ('schema_version', '" .. M.SCHEMA_VERSION .. "')")
+      ("INSERT INTO mirror_meta (key, value) VALUES ('schema_version', '%s'); PRAGMA application_id = %d; "
+       .. "PRAGMA user_version = %d"):format(M.SCHEMA_VERSION, M.APPLICATION_ID, tonumber(M.SCHEMA_VERSION)))
   end
   try(self, "making its tables", db.exec, db, "COMMIT")
   if version ~= nil and version ~= M.SCHEMA_VERSION then
-    self:close()
     fail(path, "schema", ("the database holds mirror schema %s; this version reads schema %s")
       :format(version, M.SCHEMA_VERSION))
   end
   self:_prepare()
-  return self
+end
+
+-- Closes the mirror and takes back the file this open made (or found
+-- empty), with its WAL and shared memory: a first sync that fails leaves no
+-- empty or half-built database behind.
+function Mirror:_discard()
+  self:close()
+  if not self.fresh then return end
+  self.fresh = nil
+  for _, suffix in ipairs{ "-wal", "-shm", "-journal" } do os.remove(self.path .. suffix) end
+  if self.was_empty then
+    local f = io.open(self.path, "wb")
+    if f then f:close() end
+  else
+    os.remove(self.path)
+  end
 end
 
 function Mirror:_prepare()
@@ -406,6 +493,18 @@ end
 -- result: { orders = written, deleted = written Deleted ones, calls,
 --           complete = the round read everything, checkpoint = the one kept }
 function Mirror:sync(client, opts)
+  if not self.fresh then return self:_sync(client, opts) end
+  -- The first sync into a file this open made: on failure the file goes.
+  local ok, result = pcall(self._sync, self, client, opts)
+  if not ok then
+    self:_discard()
+    error(result, 0)
+  end
+  self.fresh = nil
+  return result
+end
+
+function Mirror:_sync(client, opts)
   opts = opts or {}
   if self.readonly then fail(self.path, "usage", "the mirror was opened read-only") end
   local account = account_of(client)

@@ -121,8 +121,13 @@ local CELL = {
   qty = M.quantity,
   date = function(v) return tostring(v):sub(1, 10) end,
   count = function(v) return type(v) == "table" and tostring(#v) or "" end,
+  -- any number (a report's column): integers as they are, others as amounts
+  number = function(v)
+    if type(v) ~= "number" or math.type(v) == "integer" then return tostring(v) end
+    return M.amount(v, M.MONEY_PLACES)
+  end,
 }
-local RIGHT = { money = true, price = true, qty = true, count = true }
+local RIGHT = { money = true, price = true, qty = true, count = true, number = true }
 
 -- The text of one cell: column = { heading, path or function(row), how }.
 function M.cell(row, column)

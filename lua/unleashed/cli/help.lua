@@ -85,7 +85,7 @@ subcommands:
   delete ORDER
   sync --db FILE.sqlite [--since DATE] [--full] [--costs] [--page-size N]
   watch --every SECONDS --run SCRIPT.lua [--since DATE] [--checkpoint FILE]
-  report --db FILE.sqlite QUERY.sql [--format table|csv|json]
+  report --db FILE.sqlite QUERY.sql [--format table|csv|json] [--raw-csv]
 
 ]=] .. REF_HELP .. "\n`unleashed po SUBCOMMAND --help` for each.\n\n" .. EXIT_HELP .. "\n"
 

@@ -5,6 +5,7 @@
 -- command's (stdout, stderr, getenv, stderr_is_tty, terminal_width, help).
 local core = require "unleashed.core"
 local csv = require "unleashed.cli.csv"
+local format_text = require "unleashed.cli.format"
 local flags = require "unleashed.cli.flags"
 local connect = require "unleashed.cli.connect"
 local progress = require "unleashed.cli.progress"
@@ -46,9 +47,12 @@ round and runs SCRIPT.lua once for each, with `client`, `unleashed`,
 `order` (the order) and `kind` ("changed" or "deleted") in its environment.
 Delivery is at least once: the checkpoint moves only after the script has
 returned for every order of the round. A script that fails is reported on
-stderr and its order comes again in the next round. SIGINT or SIGTERM stops
-the watch cleanly: after the order in hand, without moving the checkpoint
-past an order not done (exit code 0).
+stderr and its order comes again in the next round. Every round that comes
+to its end saves its checkpoint. SIGINT or SIGTERM stops the watch cleanly:
+the round in hand runs to its end and saves its checkpoint, then the watch
+exits (code 0); a second signal ends it at once, the checkpoint where it
+was. A checkpoint file that cannot be read, or holds no checkpoint, is
+refused (exit code 2).
 
   --every SECONDS     the wait between rounds (0.1 to 86400)
   --run SCRIPT.lua    the script to run for each changed order (required)
@@ -59,13 +63,22 @@ past an order not done (exit code 0).
 
 M.HELP["po report"] = [[
 usage: unleashed po report --db FILE.sqlite QUERY.sql [--format table|csv|json]
+                           [--raw-csv]
 
 Runs the SQL in QUERY.sql over a mirror made by `unleashed po sync` (opened
 read-only) and prints its rows. examples/month_end_by_supplier.sql is one.
 
   --db FILE        the SQLite file (required)
-  --format F       table (aligned columns, the default), csv (RFC 4180 with a
-                   header row) or json (an array of objects)
+  --format F       table (aligned columns, numbers right-aligned with at
+                   least 2 decimals, the row count on stderr; the default),
+                   csv (RFC 4180 with a header row) or json (an array of
+                   objects, NULL left out)
+  --raw-csv        CSV text fields exactly as the mirror holds them (below)
+
+CSV is RFC 4180 (CRLF, a header row). A text field that starts with =, +, -,
+@, a tab or a carriage return gets a leading ' so that a spreadsheet shows
+it as text instead of running it as a formula (numbers stay numbers);
+--raw-csv writes every field exactly as the mirror holds it.
 ]]
 
 -- ---- shared helpers ------------------------------------------------------------
@@ -126,15 +139,15 @@ end
 
 local function report(ctx, args)
   local topic = "po report"
-  local opts, pos = flags.parse(args, { db = "value", format = "value", help = "flag" }, topic, false)
+  local opts, pos = flags.parse(args, { db = "value", format = "value", help = "flag", ["raw-csv"] = "flag" },
+    topic, false)
   if opts.help then return ctx.help(topic) end
   if not opts.db or opts.db == "" then usage_error("--db FILE is required", topic) end
   if #pos == 0 then usage_error("missing QUERY.sql", topic) end
   if #pos > 1 then usage_error(("unexpected argument %q"):format(pos[2]), topic) end
-  local format = opts.format or "table"
-  if format ~= "table" and format ~= "csv" and format ~= "json" then
-    usage_error(("--format: expected one of table, csv, json, got %q"):format(format), topic)
-  end
+  -- as `po list` takes them: the format in any case, --raw-csv with csv only
+  local format = flags.choice(opts.format or "table", { "table", "csv", "json" }, "format", topic)
+  if opts["raw-csv"] and format ~= "csv" then usage_error("--raw-csv goes with --format csv", topic) end
   local f = io.open(pos[1], "rb")
   if not f then usage_error(("cannot open %s"):format(pos[1]), topic) end
   local sql = f:read("a")
@@ -166,8 +179,9 @@ local function report(ctx, args)
   local out = ctx.stdout
   local ncol = #names
   if format == "csv" then
-    out:write(csv.record(names, ncol))
-    for _, r in ipairs(rows) do out:write(csv.record(r, ncol)) end
+    local raw = opts["raw-csv"] or false
+    out:write(csv.record(names, ncol, raw))
+    for _, r in ipairs(rows) do out:write(csv.record(r, ncol, raw)) end
   elseif format == "json" then
     local cjson = require("cjson").new()
     out:write("[")
@@ -178,36 +192,16 @@ local function report(ctx, args)
     end
     out:write(#rows > 0 and "\n]\n" or "]\n")
   else
-    local width, cells = {}, {}
-    for c, name in ipairs(names) do width[c] = utf8.len(name) or #name end
-    for r, row in ipairs(rows) do
-      cells[r] = {}
-      for c = 1, ncol do
-        local v = row[c]
-        local s = v == nil and "" or (math.type(v) == "float" and ("%.2f"):format(v) or tostring(v))
-        s = s:gsub("[\r\n]+", " ")
-        cells[r][c] = s
-        local w = utf8.len(s) or #s
-        if w > width[c] then width[c] = w end
-      end
-    end
-    local function line(values, right)
-      local parts = {}
-      for c = 1, ncol do
-        local s = values[c]
-        local pad = (" "):rep(width[c] - (utf8.len(s) or #s))
-        parts[c] = right and right[c] and (pad .. s) or (c == ncol and s or s .. pad)
-      end
-      out:write((table.concat(parts, "  "):gsub("%s+$", "")), "\n")
-    end
-    local numeric = {}
-    for c = 1, ncol do
+    -- A column is numeric when its first value that is not NULL is a number.
+    local columns = {}
+    for c, name in ipairs(names) do
+      local kind
       for _, row in ipairs(rows) do
-        if row[c] ~= nil then numeric[c] = type(row[c]) == "number" break end
+        if row[c] ~= nil then kind = type(row[c]) == "number" and "number" or nil break end
       end
+      columns[c] = { name, function(row) return row[c] end, kind }
     end
-    line(names)
-    for _, values in ipairs(cells) do line(values, numeric) end
+    format_text.write_table(out, columns, rows)
     ctx.stderr:write(plural(#rows, "row"), "\n")
   end
   return 0
@@ -242,6 +236,35 @@ local function write_atomically(path, text)
   return true
 end
 
+-- The checkpoint kept in FILE: nil when there is no such file (the watch
+-- starts afresh); a file that cannot be read, or does not hold a checkpoint
+-- of the change feed (when `use`), is an error that names it.
+local function read_checkpoint(client, path, use)
+  local function refuse(why)
+    error({ kind = "usage", cli = true, topic = "po watch", message = ("--checkpoint %s: %s; nothing was run "
+      .. "(fix or remove the file, or give --since)"):format(path, why) }, 0)
+  end
+  local f, oerr, errno = io.open(path, "rb")
+  if not f then
+    if errno == 2 then return nil end         -- ENOENT
+    refuse("cannot read it: " .. tostring(oerr))
+  end
+  local text, rerr = f:read("a")
+  f:close()
+  if not text then refuse("cannot read it: " .. tostring(rerr)) end
+  if not use then return nil end
+  text = text:match("^%s*(.-)%s*$")
+  if text == "" then refuse("the file is empty, not a checkpoint") end
+  local ok, ferr = pcall(client.purchase_orders.changes, client.purchase_orders, { since = text })
+  if not ok then
+    local d = type(ferr) == "table" and type(ferr.details) == "table" and ferr.details[1]
+    refuse("it does not hold a checkpoint of the change feed (" .. (d and (d.field .. " " .. d.message)
+      or tostring(ferr)) .. ")")
+  end
+  ferr:close()
+  return text
+end
+
 -- The server's time now (its Date header), from one small call.
 local function server_now(client)
   local _, res = client:request("GET", "/PurchaseOrders", { query = { pageSize = 1 } })
@@ -273,16 +296,29 @@ local function watch(ctx, args)
   if opts.since then flags.date(opts.since, "since", topic, true) end
   local unleashed = require "unleashed"
   local client = connect.client(ctx, opts, topic)
-  local checkpoint = opts.checkpoint and read_text(opts.checkpoint)
-  checkpoint = checkpoint and checkpoint:match("^%s*(.-)%s*$")
-  if checkpoint == "" then checkpoint = nil end
+  local checkpoint
+  if opts.checkpoint then
+    local cok, cerr = pcall(read_checkpoint, client, opts.checkpoint, not opts.since)
+    if not cok then
+      client:close()
+      error(cerr, 0)
+    end
+    checkpoint = cerr
+  end
   if opts.since then checkpoint = opts.since end
 
-  -- SIGINT and SIGTERM wait their turn: taken between orders and rounds.
-  core.block_signals()
-  local stop
+  -- A first SIGINT or SIGTERM lets the round in hand finish (its scripts
+  -- run, its checkpoint saved) and ends the watch; a second one ends the
+  -- process at once (the checkpoint file, written by rename, stays whole).
+  local guard <close> = core.stop_signals()
+  local stop, told
   local function stopping()
-    stop = stop or core.wait_signal(0)
+    stop = stop or guard:taken()
+    if stop and not told then
+      told = true
+      ctx.stderr:write(("unleashed: %s: the watch stops after this round (%s again stops it at once)\n")
+        :format(stop, stop))
+    end
     return stop
   end
   local status = 0
@@ -309,11 +345,9 @@ local function watch(ctx, args)
             ctx.stderr:write(("unleashed: %s %s: %s failed (it runs again next round): %s\n"):format(
               tostring(po.OrderNumber), tostring(po.Guid), script, tostring(serr)))
           end
-          if stopping() then
-            -- The round ends here: the checkpoint keeps what is not done.
-            return
-          end
+          stopping()
         end
+        -- Every round that comes to its end saves its checkpoint.
         checkpoint = feed.checkpoint
         if opts.checkpoint then
           local wok, werr = write_atomically(opts.checkpoint, checkpoint)
@@ -333,11 +367,11 @@ local function watch(ctx, args)
         ctx.stderr:write("unleashed: this round failed, the next one tries again: ", tostring(
           type(rerr) == "table" and rerr.kind and tostring(rerr) or rerr), "\n")
       end
-      if not stopping() then stop = core.wait_signal(every) end
+      if not stopping() then stop = guard:wait(every) end
     end
   end)
   client:close()
-  core.unblock_signals()
+  guard:close()
   if not ok then error(err, 0) end
   ctx.stderr:write(("unleashed: watch stopped (%s)\n"):format(stop or "done"))
   return status
