@@ -168,7 +168,8 @@ describe("unleashed command", function()
 
     it("exists for every command and subcommand, as --help, -h and `help TOPIC`", function()
       for _, topic in ipairs { "po", "po list", "po get", "po create", "po update", "po place", "po add-line",
-                               "po costs", "po receipt", "po complete", "po delete", "run", "sandbox" } do
+                               "po costs", "po receipt", "po complete", "po delete", "po sync", "po watch",
+                               "po report", "run", "sandbox" } do
         local words = {}
         for w in topic:gmatch("%S+") do words[#words + 1] = w end
         local texts = {}
