@@ -36,6 +36,7 @@ build = {
                   "src/codec.c",
                   "src/core.c",
                   "src/dates.c",
+                  "src/decode.c",
                   "src/pager.c",
                   "src/query.c",
                   "src/retry.c",

@@ -211,10 +211,11 @@ end
 function M.decode_body(res, method, path)
   local body = res.body
   if body == nil or body:find("^%s*$") then return nil end
-  local v, err = json.decode(body)
+  local v, err, kind = json.decode(body)
   if v == nil then
     local why = tostring(err):sub(1, 120)
-    error(Error.protocol("the response is not JSON (" .. why .. ")", method, path, res), 0)
+    local what = kind == "limit" and "the response is too large to decode: " or "the response is not JSON ("
+    error(Error.protocol(what .. why .. (kind == "limit" and "" or ")"), method, path, res), 0)
   end
   return v
 end
