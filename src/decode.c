@@ -28,10 +28,12 @@
 
 #include "decode.h"
 
-enum { T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_ARR, T_OBJ };
+enum { T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_ARR, T_OBJ, T_SID };
 
-#define TYPE_BITS 3
-#define TYPE_MASK 7u
+#define TYPE_BITS 4
+#define TYPE_MASK 15u
+/* Lua's short strings (LUAI_MAXSHORTLEN): the ones it interns, and ours to cache. */
+#define SHORT_STRING 40
 #define ARENA_BIT ((uint64_t)1 << 63)
 
 typedef struct {
@@ -39,7 +41,8 @@ typedef struct {
     uint32_t n;    /* string: length; container: members or items */
     union {
         double d;      /* number */
-        uint64_t off;  /* string: offset in the input, or ARENA_BIT | offset in the arena */
+        uint64_t off;  /* string: offset in the input, or ARENA_BIT | offset in the arena;
+                          T_SID: the id of the string in the cache */
     } v;
 } dnode;
 
@@ -53,7 +56,9 @@ typedef struct {
     uint32_t off, len, hash;
     uint32_t next;    /* the id that followed this one among siblings last time */
     uint32_t first;   /* the id of the first member of an object held by this key last time */
-    unsigned char info;
+    uint32_t last;    /* the id of this member's last string value */
+    uint16_t hits, misses;   /* of its string values in the cache */
+    unsigned char info, unique;   /* unique: its values seldom repeat, so are not cached */
 } dkey;
 
 typedef struct {
@@ -184,7 +189,7 @@ static int rehash(unl_decoder *d, size_t ncap)
  * the id that followed the same sibling last time: objects of one kind list
  * their members in the same order, so it is nearly always right, and then
  * no hash is computed. */
-static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess)
+static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, int *added)
 {
     uint32_t h;
     size_t j;
@@ -205,12 +210,15 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess)
     if (reserve((void **)&d->keys, &d->capkeys, d->nkeys + 2, sizeof *d->keys) != 0 ||
         reserve((void **)&d->keytext, &d->keytextcap, d->keytextlen + n + 1, 1) != 0)
         return 0;
+    *added = 1;
     d->nkeys++;
     k = &d->keys[d->nkeys];
     k->off = (uint32_t)d->keytextlen;
     k->len = (uint32_t)n;
     k->hash = h;
-    k->next = k->first = 0;
+    k->next = k->first = k->last = 0;
+    k->hits = k->misses = 0;
+    k->unique = 0;
     k->info = key_info(s, n);
     memcpy(d->keytext + d->keytextlen, s, n);
     d->keytextlen += n;
@@ -235,6 +243,28 @@ static const unsigned char WS[256] = {
 static const unsigned char STRING_STOP[256] = {
     ['"'] = 1, ['\\'] = 1,
 };
+
+/* The first '"' or '\\' in s[j..len), or len: eight bytes at a time where
+ * the byte order allows. */
+static size_t string_stop(const char *s, size_t j, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (len - j >= 8) {
+        uint64_t w, q, b, t;
+        memcpy(&w, s + j, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        t = (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+        if (t)
+            return j + (size_t)(__builtin_ctzll(t) >> 3);
+        j += 8;
+    }
+#endif
+    while (j < len && !STRING_STOP[(unsigned char)s[j]])
+        j++;
+    return j;
+}
 
 static int fail(parser *p, const char *kind, const char *what)
 {
@@ -341,8 +371,7 @@ static int read_string(parser *p, const char **text, size_t *n, int *in_arena)
     size_t len = p->len, start = p->i + 1, j = start, end;
     unl_decoder *d = p->d;
     char *o;
-    while (j < len && !STRING_STOP[(unsigned char)s[j]])
-        j++;
+    j = string_stop(s, j, len);
     if (j >= len)
         return fail(p, "syntax", "unterminated string");
     if (s[j] == '"') {
@@ -355,8 +384,7 @@ static int read_string(parser *p, const char **text, size_t *n, int *in_arena)
     /* An escape: find the end, then decode (never longer than the source). */
     end = j;
     for (;;) {
-        while (end < len && !STRING_STOP[(unsigned char)s[end]])
-            end++;
+        end = string_stop(s, end, len);
         if (end >= len)
             return fail(p, "syntax", "unterminated string");
         if (s[end] == '"')
@@ -544,6 +572,29 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
             in_arena = 1;
         }
     }
+    if (key && n <= SHORT_STRING && !d->keys[key].unique) {
+        /* A member's short value: from the cache, as long as this member's
+         * values tend to repeat (a Guid's never do). */
+        int added = 0;
+        uint32_t id = key_id(d, text, n, d->keys[key].last, &added);
+        dkey *mk;
+        if (id == 0)
+            return oom(p);
+        if (id >= (1u << (32 - TYPE_BITS)))
+            return fail(p, "limit", "too many strings");
+        mk = &d->keys[key];
+        mk->last = id;
+        if (added && mk->misses < 0xFFFF)
+            mk->misses++;
+        else if (!added && mk->hits < 0xFFFF)
+            mk->hits++;
+        if (mk->misses >= 32 && mk->misses > 2 * mk->hits)
+            mk->unique = 1;
+        if ((nd = emit(p, T_SID, key)) == NULL)
+            return -1;
+        nd->v.off = id;
+        return 0;
+    }
     if ((nd = emit(p, T_STR, key)) == NULL)
         return -1;
     nd->n = (uint32_t)n;
@@ -576,6 +627,7 @@ static int object_value(parser *p, uint32_t key, int depth)
         size_t n;
         int in_arena;
         uint32_t id, guess;
+        int added = 0;
         if (p->i >= p->len || p->s[p->i] != '"')
             return fail(p, "syntax", "expected a member name");
         if (read_string(p, &name, &n, &in_arena) != 0)
@@ -583,7 +635,7 @@ static int object_value(parser *p, uint32_t key, int depth)
         if (n > 0xFFFFFFFu)
             return fail(p, "limit", "a member name over 256 MB");
         guess = prev ? d->keys[prev].next : key ? d->keys[key].first : d->first;
-        if ((id = key_id(d, name, n, guess)) == 0)
+        if ((id = key_id(d, name, n, guess, &added)) == 0)
             return oom(p);
         if (id >= (1u << (32 - TYPE_BITS)))
             return fail(p, "limit", "too many member names");
@@ -788,10 +840,13 @@ static size_t build(lua_State *L, const builder *b, size_t i, int place)
             lua_rawseti(L, -2, (lua_Integer)k + 1);
         }
         return i;
-    case T_STR: {
-        const char *text = (nd->v.off & ARENA_BIT) ? b->d->arena + (nd->v.off & ~ARENA_BIT)
-                                                   : b->src + nd->v.off;
-        lua_pushlstring(L, text, n);
+    case T_STR:
+    case T_SID:
+        if ((nd->tk & TYPE_MASK) == T_SID)
+            lua_rawgeti(L, b->keys, (lua_Integer)nd->v.off);
+        else
+            lua_pushlstring(L, (nd->v.off & ARENA_BIT) ? b->d->arena + (nd->v.off & ~ARENA_BIT)
+                                                       : b->src + nd->v.off, n);
         if (place == X_INT) {
             /* as math.tointeger always read these: "3" is 3 */
             int ok;
@@ -802,7 +857,6 @@ static size_t build(lua_State *L, const builder *b, size_t i, int place)
             }
         }
         return i + 1;
-    }
     case T_NUM: {
         double v = nd->v.d;
         lua_Integer iv;

@@ -12,9 +12,10 @@
 #define UNL_DECODE_MAX_DEPTH 100        /* containers inside one another */
 #define UNL_DECODE_MAX_ITEMS 100000     /* items in one array */
 #define UNL_DECODE_MAX_NODES 2000000    /* values, containers included */
-/* The key strings a decoder keeps between answers; past this many the cache
- * starts over before the next answer. */
-#define UNL_DECODE_MAX_KEYS 4096
+/* The strings a decoder keeps between answers (member names, and the short
+ * values of members whose values repeat); past this many the cache starts
+ * over before the next answer. */
+#define UNL_DECODE_MAX_KEYS 16384
 
 #define UNL_DECODER_MT "unleashed.Decoder"
 
