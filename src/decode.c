@@ -59,6 +59,7 @@ typedef struct {
     uint32_t last;    /* the id of this member's last string value */
     uint16_t hits, misses;   /* of its string values in the cache */
     unsigned char info, unique;   /* unique: its values seldom repeat, so are not cached */
+    unsigned char plain;          /* no backslash or quote in its text */
 } dkey;
 
 typedef struct {
@@ -219,6 +220,7 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
     k->next = k->first = k->last = 0;
     k->hits = k->misses = 0;
     k->unique = 0;
+    k->plain = memchr(s, '\\', n) == NULL && memchr(s, '"', n) == NULL;
     k->info = key_info(s, n);
     memcpy(d->keytext + d->keytextlen, s, n);
     d->keytextlen += n;
@@ -286,8 +288,24 @@ static int oom(parser *p)
 
 static void skip_ws(parser *p)
 {
+    if (p->i < p->len && (unsigned char)p->s[p->i] > ' ')
+        return;   /* the usual case: compact JSON */
     while (p->i < p->len && WS[(unsigned char)p->s[p->i]])
         p->i++;
+}
+
+/* Whether the string opening at p->i is exactly cached string id, written
+ * without escapes: then p->i moves past it. The cached text must have no
+ * backslash or quote, so that equal bytes mean equal strings. */
+static int same_string(parser *p, uint32_t id)
+{
+    const dkey *k = &p->d->keys[id];
+    size_t end = p->i + 1 + k->len;
+    if (!k->plain || end >= p->len || p->s[end] != '"' ||
+        memcmp(p->s + p->i + 1, p->d->keytext + k->off, k->len) != 0)
+        return 0;
+    p->i = end + 1;
+    return 1;
 }
 
 static dnode *emit(parser *p, unsigned type, uint32_t key)
@@ -555,6 +573,16 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
     size_t n;
     int in_arena;
     dnode *nd;
+    if (key && d->keys[key].last && !d->keys[key].unique && same_string(p, d->keys[key].last)) {
+        /* the same value as this member had last time */
+        dkey *mk = &d->keys[key];
+        if (mk->hits < 0xFFFF)
+            mk->hits++;
+        if ((nd = emit(p, T_SID, key)) == NULL)
+            return -1;
+        nd->v.off = mk->last;
+        return 0;
+    }
     if (read_string(p, &text, &n, &in_arena) != 0)
         return -1;
     if (n > 0xFFFFFFFFu)
@@ -630,13 +658,17 @@ static int object_value(parser *p, uint32_t key, int depth)
         int added = 0;
         if (p->i >= p->len || p->s[p->i] != '"')
             return fail(p, "syntax", "expected a member name");
-        if (read_string(p, &name, &n, &in_arena) != 0)
-            return -1;
-        if (n > 0xFFFFFFFu)
-            return fail(p, "limit", "a member name over 256 MB");
         guess = prev ? d->keys[prev].next : key ? d->keys[key].first : d->first;
-        if ((id = key_id(d, name, n, guess, &added)) == 0)
-            return oom(p);
+        if (guess && same_string(p, guess)) {
+            id = guess;
+        } else {
+            if (read_string(p, &name, &n, &in_arena) != 0)
+                return -1;
+            if (n > 0xFFFFFFFu)
+                return fail(p, "limit", "a member name over 256 MB");
+            if ((id = key_id(d, name, n, guess, &added)) == 0)
+                return oom(p);
+        }
         if (id >= (1u << (32 - TYPE_BITS)))
             return fail(p, "limit", "too many member names");
         if (prev)
