@@ -42,7 +42,7 @@ build = {
                   "src/retry.c",
                   "src/sign.c",
                   "src/transport.c" },
-      libraries = { "curl", "crypto" },
+      libraries = { "curl", "crypto", "pthread" },
       incdirs = { "src", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
     },

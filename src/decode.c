@@ -236,6 +236,7 @@ typedef struct {
     size_t len, i;
     char msg[160];
     const char *kind;   /* "syntax" or "limit"; NULL while all is well */
+    int copy;           /* strings go to the arena: the tape outlives the input */
 } parser;
 
 static const unsigned char WS[256] = {
@@ -626,6 +627,13 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
     if ((nd = emit(p, T_STR, key)) == NULL)
         return -1;
     nd->n = (uint32_t)n;
+    if (!in_arena && p->copy) {
+        if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + n, 1) != 0)
+            return oom(p);
+        memcpy(d->arena + d->arenalen, text, n);
+        text = d->arena + d->arenalen;
+        in_arena = 1;
+    }
     if (in_arena) {
         nd->v.off = ARENA_BIT | (uint64_t)(text - d->arena);
         d->arenalen += n;
@@ -786,9 +794,10 @@ static int value(parser *p, uint32_t key, unsigned char info, int depth)
 }
 
 /* Parses json[0..len) into d's tape. Returns 0, or -1 with p->msg set. */
-static int parse(parser *p, unl_decoder *d, const char *json, size_t len)
+static int parse(parser *p, unl_decoder *d, const char *json, size_t len, int copy)
 {
     p->d = d;
+    p->copy = copy;
     p->s = json;
     p->len = len;
     p->i = 0;
@@ -969,7 +978,7 @@ int unl_decode_push(lua_State *L, int idx, const char *json, size_t len)
         lua_newtable(L);
         lua_setiuservalue(L, idx, 1);
     }
-    if (parse(&p, d, json, len) != 0) {
+    if (parse(&p, d, json, len, 0) != 0) {
         if (strcmp(p.kind, "memory") == 0)
             return luaL_error(L, "not enough memory");
         if (own)
@@ -1020,8 +1029,253 @@ static int l_decoder(lua_State *L)
     return 1;
 }
 
+
+/* ---- pages: parsed off the Lua thread, built an item at a time ---------- */
+
+struct unl_page {
+    unl_decoder d;          /* its own tape and strings: nothing shared with any thread */
+    int ok;                 /* parsed */
+    const char *kind;       /* else why not: "syntax", "limit" */
+    char msg[160];
+    size_t pagination;      /* node of the root's Pagination, when an object */
+    size_t *items;          /* nodes of the root's Items, when an array */
+    uint32_t nitems;
+    int shaped;             /* a root object with Pagination an object and Items an array */
+};
+
+/* A parsed page keeps only what building needs, in blocks of its size:
+ * the hash from names to ids goes. */
+static void shrink(unl_decoder *d)
+{
+    void *np;
+    free(d->slots);
+    d->slots = NULL;
+    d->capslots = 0;
+    if (d->nnodes && (np = realloc(d->nodes, d->nnodes * sizeof *d->nodes)) != NULL) {
+        d->nodes = np;
+        d->capnodes = d->nnodes;
+    }
+    if (d->arenalen && (np = realloc(d->arena, d->arenalen)) != NULL) {
+        d->arena = np;
+        d->arenacap = d->arenalen;
+    }
+    if (d->keytextlen && (np = realloc(d->keytext, d->keytextlen)) != NULL) {
+        d->keytext = np;
+        d->keytextcap = d->keytextlen;
+    }
+    if ((np = realloc(d->keys, (d->nkeys + 1) * sizeof *d->keys)) != NULL) {
+        d->keys = np;
+        d->capkeys = d->nkeys + 1;
+    }
+}
+
+/* The node after the subtree at i. */
+static size_t skip(const dnode *nodes, size_t i)
+{
+    size_t need = 1;
+    while (need > 0) {
+        const dnode *nd = &nodes[i++];
+        unsigned t = nd->tk & TYPE_MASK;
+        need--;
+        if (t == T_OBJ || t == T_ARR)
+            need += nd->n;
+    }
+    return i;
+}
+
+/* Finds the root's Pagination and Items (the last of each, as a table
+ * would keep) and where each item starts. Returns -1 when out of memory. */
+static int index_page(unl_page *pg)
+{
+    const dnode *nodes = pg->d.nodes;
+    size_t i = 1, pag = 0, items = 0, k;
+    uint32_t m;
+    if ((nodes[0].tk & TYPE_MASK) != T_OBJ)
+        return 0;
+    for (m = 0; m < nodes[0].n; m++) {
+        unsigned char info = pg->d.keys[nodes[i].tk >> TYPE_BITS].info;
+        if (info & K_PAGINATION)
+            pag = i;
+        else if (info & K_ITEMS)
+            items = i;
+        i = skip(nodes, i);
+    }
+    if (pag == 0 || items == 0 || (nodes[pag].tk & TYPE_MASK) != T_OBJ ||
+        (nodes[items].tk & TYPE_MASK) != T_ARR)
+        return 0;
+    pg->pagination = pag;
+    pg->nitems = nodes[items].n;
+    pg->items = malloc((pg->nitems ? pg->nitems : 1) * sizeof *pg->items);
+    if (pg->items == NULL)
+        return -1;
+    for (k = 0, i = items + 1; k < pg->nitems; k++) {
+        pg->items[k] = i;
+        i = skip(nodes, i);
+    }
+    pg->shaped = 1;
+    return 0;
+}
+
+unl_page *unl_page_parse(const char *body, size_t len)
+{
+    parser p;
+    unl_page *pg = calloc(1, sizeof *pg);
+    if (pg == NULL)
+        return NULL;
+    if (parse(&p, &pg->d, body, len, 1) != 0) {
+        if (strcmp(p.kind, "memory") == 0) {
+            unl_page_free(pg);
+            return NULL;
+        }
+        pg->kind = p.kind;
+        memcpy(pg->msg, p.msg, sizeof pg->msg);
+        return pg;
+    }
+    if (index_page(pg) != 0) {
+        unl_page_free(pg);
+        return NULL;
+    }
+    shrink(&pg->d);
+    pg->ok = 1;
+    return pg;
+}
+
+void unl_page_free(unl_page *pg)
+{
+    if (pg) {
+        decoder_free(&pg->d);
+        free(pg->items);
+        free(pg);
+    }
+}
+
+static int l_page_gc(lua_State *L)
+{
+    unl_page **box = (unl_page **)luaL_checkudata(L, 1, UNL_PAGE_MT);
+    unl_page_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+/* The page in the box at index 1, with its strings table (made on first
+ * use) pushed. */
+static unl_page *check_page(lua_State *L)
+{
+    unl_page **box = (unl_page **)luaL_checkudata(L, 1, UNL_PAGE_MT);
+    unl_page *pg = *box;
+    size_t id;
+    if (pg == NULL || !pg->ok)
+        luaL_error(L, "page: nothing parsed");
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_createtable(L, (int)pg->d.nkeys, 0);
+        for (id = 1; id <= pg->d.nkeys; id++) {
+            lua_pushlstring(L, pg->d.keytext + pg->d.keys[id].off, pg->d.keys[id].len);
+            lua_rawseti(L, -2, (lua_Integer)id);
+        }
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, 1);
+    }
+    return pg;
+}
+
+static void build_node(lua_State *L, unl_page *pg, size_t node, int place)
+{
+    builder b;
+    b.d = &pg->d;
+    b.src = NULL;
+    b.keys = lua_gettop(L);
+    luaL_checkstack(L, 2 * UNL_DECODE_MAX_DEPTH + 20, "decoder");
+    build(L, &b, node, place);
+}
+
+/* page:count() -> the number of Items, or nil when the answer is not a page
+ * (then page:doc() builds it whole) */
+static int l_page_count(lua_State *L)
+{
+    unl_page *pg = check_page(L);
+    if (!pg->shaped)
+        return 0;
+    lua_pushinteger(L, (lua_Integer)pg->nitems);
+    return 1;
+}
+
+/* page:item(i) -> Items[i], built now */
+static int l_page_item(lua_State *L)
+{
+    unl_page *pg = check_page(L);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, pg->shaped && i >= 1 && i <= (lua_Integer)pg->nitems, 2, "no such item");
+    build_node(L, pg, pg->items[i - 1], X_ITEM);
+    return 1;
+}
+
+/* page:pagination() -> the Pagination table */
+static int l_page_pagination(lua_State *L)
+{
+    unl_page *pg = check_page(L);
+    luaL_argcheck(L, pg->shaped, 1, "not a page");
+    build_node(L, pg, pg->pagination, X_PAGINATION);
+    return 1;
+}
+
+/* page:doc() -> the whole answer, as unleashed.json.decode gives it */
+static int l_page_doc(lua_State *L)
+{
+    build_node(L, check_page(L), 0, X_ROOT);
+    return 1;
+}
+
+/* page:error() -> nil, or message, kind ("syntax" or "limit") */
+static int l_page_error(lua_State *L)
+{
+    unl_page **box = (unl_page **)luaL_checkudata(L, 1, UNL_PAGE_MT);
+    if (*box == NULL || (*box)->ok)
+        return 0;
+    lua_pushstring(L, (*box)->msg);
+    lua_pushstring(L, (*box)->kind);
+    return 2;
+}
+
+unl_page **unl_page_box(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "count", l_page_count },
+        { "item", l_page_item },
+        { "pagination", l_page_pagination },
+        { "doc", l_page_doc },
+        { "error", l_page_error },
+        { NULL, NULL },
+    };
+    unl_page **box = (unl_page **)lua_newuserdatauv(L, sizeof *box, 1);
+    *box = NULL;
+    if (luaL_newmetatable(L, UNL_PAGE_MT)) {
+        lua_pushcfunction(L, l_page_gc);
+        lua_setfield(L, -2, "__gc");
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_setmetatable(L, -2);
+    return box;
+}
+
+/* core.parse_page(json) -> a Page, parsed as the pager parses (for tools
+ * and tests) */
+static int l_parse_page(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    unl_page **box = unl_page_box(L);
+    *box = unl_page_parse(s, len);
+    if (*box == NULL)
+        return luaL_error(L, "not enough memory");
+    return 1;
+}
+
 void unl_open_decode(lua_State *L)
 {
     lua_pushcfunction(L, l_decoder);
     lua_setfield(L, -2, "decoder");
+    lua_pushcfunction(L, l_parse_page);
+    lua_setfield(L, -2, "parse_page");
 }

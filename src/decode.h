@@ -27,4 +27,17 @@ void unl_decoder_new(lua_State *L);
  * ("syntax" or "limit") pushed. Raises only on memory errors. */
 int unl_decode_push(lua_State *L, int idx, const char *json, size_t len);
 
+/* A page parsed for building later: parsing makes no Lua call and touches
+ * nothing shared, so any thread may do it; every string is copied, so the
+ * body can be freed at once. */
+#define UNL_PAGE_MT "unleashed.Page"
+typedef struct unl_page unl_page;
+/* Parses body[0..len); NULL when out of memory. A page that is not JSON or
+ * is past the limits still comes back, holding the reason (page:error()). */
+unl_page *unl_page_parse(const char *body, size_t len);
+void unl_page_free(unl_page *pg);
+/* Pushes an empty Page box; what is stored in it is the box's to free. Its
+ * methods: count, item(i), pagination, doc, error. */
+unl_page **unl_page_box(lua_State *L);
+
 #endif

@@ -207,17 +207,45 @@ function Client:_send(method, path, opts)
   return res
 end
 
+-- Raises the protocol error for a 2xx body the decoder refused.
+local function undecodable(why, kind, method, path, res)
+  why = tostring(why):sub(1, 120)
+  if kind == "limit" then
+    error(Error.protocol("the response is too large to decode: " .. why, method, path, res), 0)
+  end
+  error(Error.protocol("the response is not JSON (" .. why .. ")", method, path, res), 0)
+end
+
 -- Decodes a 2xx body; an empty body is nil. Returns value or raises protocol.
 function M.decode_body(res, method, path)
   local body = res.body
   if body == nil or body:find("^%s*$") then return nil end
   local v, err, kind = json.decode(body)
-  if v == nil then
-    local why = tostring(err):sub(1, 120)
-    local what = kind == "limit" and "the response is too large to decode: " or "the response is not JSON ("
-    error(Error.protocol(what .. why .. (kind == "limit" and "" or ")"), method, path, res), 0)
-  end
+  if v == nil then undecodable(err, kind, method, path, res) end
   return v
+end
+
+-- A page the core's pager parsed on its own thread (res.page): the same
+-- document decode_body gives, but each item is built only when the listing
+-- first reads it, so a page's orders are never all in memory at once. An
+-- answer that is not a page is built whole, as decode_body would.
+function M.page_body(res, method, path)
+  local page = res.page
+  if page == nil then return M.decode_body(res, method, path) end
+  local why, kind = page:error()
+  if why then undecodable(why, kind, method, path, res) end
+  local n = page:count()
+  if n == nil then return page:doc() end
+  local items = setmetatable({}, {
+    __index = function(t, i)
+      if math.type(i) ~= "integer" or i < 1 or i > n then return nil end
+      local item = page:item(i)
+      rawset(t, i, item)
+      return item
+    end,
+    __len = function() return n end,
+  })
+  return { Pagination = page:pagination(), Items = items }
 end
 
 -- Sends and checks: returns the decoded body (or nil) and the result, or
@@ -336,7 +364,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
   if total > 1 then
     state.pager = self._core:pager(page_format, {
       query = query, first = 2, last = total, concurrency = popts.concurrency,
-      timeout = popts.timeout, retries = popts.retries,
+      timeout = popts.timeout, retries = popts.retries, parse = true,
     })
   end
   local function close()
@@ -370,7 +398,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
         close()
         error(err, 0)
       end
-      local pok, pdoc = pcall(M.decode_body, pres, "GET", path)
+      local pok, pdoc = pcall(M.page_body, pres, "GET", path)
       if pok then pok, pdoc = pcall(check_page, pdoc, pres, "GET", path) end
       if not pok and Error.is(pdoc, "protocol") then
         pok, pdoc = pcall(self._refetch_page, self, path, ropts, pdoc, budget)
