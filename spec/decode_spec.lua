@@ -11,7 +11,8 @@ local cjson_module = require "cjson"
 local json = require "unleashed.json"
 local sandbox = require "unleashed.sandbox"
 
-local RECORDED = (os.getenv("UNLEASHED_ROOT") or ".") .. "/../shared/recorded/"
+local recorded = require "support.recorded"
+local RECORDED = recorded.dir
 
 -- ---- the path the decoder replaced -------------------------------------------
 
@@ -266,10 +267,7 @@ describe("the decoder against the path it replaced", function()
     local n = 0
     for name in io.popen("ls " .. RECORDED):lines() do
       if name:find("%.json$") then
-        local f = assert(io.open(RECORDED .. name, "rb"))
-        local text = f:read("a")
-        f:close()
-        assert_same_as_before(text, name)
+        assert_same_as_before(recorded.read(name), name)
         n = n + 1
       end
     end
@@ -277,9 +275,7 @@ describe("the decoder against the path it replaced", function()
   end)
 
   it("keeps the recorded CreatedOn that is not a date, and converts the others", function()
-    local f = assert(io.open(RECORDED .. "salesshipments_dispatched_2014.json", "rb"))
-    local text = f:read("a")
-    f:close()
+    local text = recorded.read("salesshipments_dispatched_2014.json")
     assert.is_truthy(text:find("p.m.", 1, true))
     local v = assert(json.decode(text))
     local seen = false

@@ -70,6 +70,9 @@ describe("client:pager with parse", function()
       assert.are.equal("integer", math.type(page:pagination().NumberOfPages))
       for i = 1, 50 do assert.is_true(same(want.Items[i], page:item(i)), "page " .. n .. " item " .. i) end
       assert.is_true(same(want, page:doc()))
+      local guids = page:guids()
+      assert.are.equal(50, #guids)
+      for i = 1, 50 do assert.are.equal(want.Items[i].Guid, guids[i]) end
       local item = page:item(50)
       assert.are.equal("2023-11-14T22:14:10.000Z", item.OrderDate)
       assert.are.equal("/Date(1)/", item.Note)

@@ -1,6 +1,6 @@
 -- The sandbox answers in the shapes the live API was recorded answering
--- with (../shared/recorded, read here at test time: a missing file fails the
--- spec): the reference resources' fields, nested objects, decimal places,
+-- with (spec/fixtures/recorded, copies of ../shared/recorded: a missing file
+-- fails the spec): the reference resources' fields, nested objects, decimal places,
 -- escapes, nulls, the empty envelope, 201 on a create; and it honours the
 -- reference resources' documented filters.
 local core = require "unleashed.core"
@@ -8,15 +8,7 @@ local cjson = require "cjson"
 local sandbox = require "unleashed.sandbox"
 
 local ID, KEY = "shapes-id", "shapes-key"
-local RECORDED = (os.getenv("UNLEASHED_ROOT") or ".") .. "/../shared/recorded/"
-
-local function recorded_text(name)
-  local f = io.open(RECORDED .. name, "rb")
-  assert(f, "missing recorded answer " .. RECORDED .. name .. " (the spec needs ../shared/recorded)")
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local recorded_text = require("support.recorded").read
 
 local function enc(s)
   return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
@@ -350,6 +342,24 @@ describe("sandbox reference filters", function()
     assert.are.same({ "ACME", "ACME2" }, codes)
     assert.are.equal(1, #items("/Warehouses", { { "warehouseCode", "main" } }))
     assert.are.equal(0, #items("/Warehouses", { { "warehouseCode", "MAI" } }))
+  end)
+
+  it("takes filter names in any case, as the recorded ?ProductCode=&WarehouseCode=", function()
+    local function codes(list)
+      local out = {}
+      for i, x in ipairs(list) do out[i] = x.ProductCode or x.WarehouseCode or x.OrderNumber end
+      return out
+    end
+    local want = codes(items("/Products", { { "productCode", "valve-" } }))
+    assert.is_true(#want > 0)
+    assert.are.same(want, codes(items("/Products", { { "ProductCode", "valve-" } })))
+    assert.are.same(want, codes(items("/products", { { "PRODUCTCODE", "VALVE-" } })))
+    assert.are.same(codes(items("/Warehouses", { { "warehouseCode", "main" } })),
+                    codes(items("/Warehouses", { { "WarehouseCode", "MAIN" } })))
+    local placed = codes(items("/PurchaseOrders", { { "orderStatus", "Placed" }, { "pageSize", "1000" } }))
+    assert.is_true(#placed > 0)
+    assert.are.same(placed,
+      codes(items("/PurchaseOrders", { { "OrderStatus", "placed" }, { "PageSize", "1000" } })))
   end)
 
   it("leaves obsolete records out unless includeObsolete=true", function()

@@ -5,23 +5,18 @@
 -- prices refused before sending; look-ups cached per client; unknown
 -- products and suppliers reported together; after a create the object is
 -- what the server returned. Against a stub serving recorded answers
--- (../shared/recorded, read at test time) and against the sandbox.
+-- (spec/fixtures/recorded, copies of ../shared/recorded) and against the
+-- sandbox.
 local stub = require "support.stub_control"
 local sandbox = require "support.sandbox"
 local unleashed = require "unleashed"
 local cjson = require "cjson"
 local files = require "support.files"
 
-local ROOT = os.getenv("UNLEASHED_ROOT") or "."
 local ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 
-local function recorded(name)
-  local f = io.open(ROOT .. "/../shared/recorded/" .. name, "rb")
-  assert(f, "missing recorded answer ../shared/recorded/" .. name)
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local recorded = require("support.recorded").read
+local ROOT = os.getenv("UNLEASHED_ROOT") or "."
 
 local function round2(x) return unleashed.round(x, 2) end
 

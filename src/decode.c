@@ -1226,6 +1226,50 @@ static int l_page_doc(lua_State *L)
     return 1;
 }
 
+/* page:guids() -> { Items[i].Guid or false, ... }, read without building
+ * the items (a Guid that is not a string is false) */
+static int l_page_guids(lua_State *L)
+{
+    unl_page *pg;
+    const unl_decoder *d;
+    uint32_t guid = 0, k, m;
+    size_t id;
+    int keys;
+    lua_settop(L, 1);
+    pg = check_page(L);
+    d = &pg->d;
+    keys = lua_gettop(L);
+    luaL_argcheck(L, pg->shaped, 1, "not a page");
+    for (id = 1; id <= d->nkeys && guid == 0; id++)
+        if (d->keys[id].len == 4 && memcmp(d->keytext + d->keys[id].off, "Guid", 4) == 0)
+            guid = (uint32_t)id;
+    lua_createtable(L, (int)pg->nitems, 0);
+    for (k = 0; k < pg->nitems; k++) {
+        size_t i = pg->items[k], found = 0;
+        const dnode *nd = &d->nodes[i];
+        if ((nd->tk & TYPE_MASK) == T_OBJ && guid) {
+            i++;
+            for (m = 0; m < nd->n; m++) {
+                if (d->nodes[i].tk >> TYPE_BITS == guid)
+                    found = i;   /* the last one, as a table keeps it */
+                i = skip(d->nodes, i);
+            }
+        }
+        if (found && ((d->nodes[found].tk & TYPE_MASK) == T_STR ||
+                      (d->nodes[found].tk & TYPE_MASK) == T_SID)) {
+            builder b;
+            b.d = d;
+            b.src = NULL;
+            b.keys = keys;
+            build(L, &b, found, X_NONE);
+        } else {
+            lua_pushboolean(L, 0);
+        }
+        lua_rawseti(L, -2, (lua_Integer)k + 1);
+    }
+    return 1;
+}
+
 /* page:error() -> nil, or message, kind ("syntax" or "limit") */
 static int l_page_error(lua_State *L)
 {
@@ -1245,6 +1289,7 @@ unl_page **unl_page_box(lua_State *L)
         { "pagination", l_page_pagination },
         { "doc", l_page_doc },
         { "error", l_page_error },
+        { "guids", l_page_guids },
         { NULL, NULL },
     };
     unl_page **box = (unl_page **)lua_newuserdatauv(L, sizeof *box, 1);

@@ -33,6 +33,7 @@ local Error = require "unleashed.error"
 local filters = require "unleashed.filters"
 local dates = require "unleashed.dates"
 local validate = require "unleashed.validate"
+local page_count = require("unleashed.client").page_count
 
 local M = {}
 
@@ -317,7 +318,7 @@ end
 local function read_all(self, round, q, report)
   local o = self.opts
   local doc, res = first_page(self, q)
-  local pages = math.tointeger(doc.Pagination.NumberOfPages) or 1
+  local pages = page_count(doc, q.pageSize, res, "GET", PATH)
   local t_server = date_ms(res)
   local newest
   for _, item in ipairs(doc.Items) do

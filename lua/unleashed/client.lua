@@ -244,6 +244,7 @@ function M.page_body(res, method, path)
       return item
     end,
     __len = function() return n end,
+    guids = function() return page:guids() end,
   })
   return { Pagination = page:pagination(), Items = items }
 end
@@ -289,6 +290,93 @@ local function check_page(doc, res, method, path)
   return doc
 end
 M.check_page = check_page
+
+-- The most pages a listing may ask for: a NumberOfPages outside 0 ..
+-- MAX_PAGES (or not an integer) is a protocol error, not a number to trust.
+local MAX_PAGES = 2^31 - 1
+
+-- How many pages a listing reads, from page 1's Pagination: NumberOfPages,
+-- never more than NumberOfItems / PageSize allows, and 1 when page 1 is
+-- already short (fewer items than the page size: nothing follows it).
+-- requested is the pageSize the listing asked for. Raises kind protocol on
+-- figures that are not counts.
+local function page_count(doc, requested, res, method, path)
+  local p = doc.Pagination
+  local function bad(field)
+    error(Error.protocol(("the page's Pagination.%s is not a count (%s)"):format(field, tostring(p[field])),
+      method, path, res), 0)
+  end
+  local pages = p.NumberOfPages
+  if pages == nil then pages = 1 end
+  pages = math.tointeger(pages)
+  if not pages or pages < 0 or pages > MAX_PAGES then bad("NumberOfPages") end
+  local size = math.tointeger(p.PageSize)
+  if size == nil or size < 1 then size = requested end
+  local items = p.NumberOfItems
+  if items ~= nil then
+    items = math.tointeger(items)
+    if not items or items < 0 or items > MAX_PAGES * 1000 then bad("NumberOfItems") end
+    if size then
+      local allowed = (items + size - 1) // size
+      if pages > allowed then pages = allowed end
+    end
+  end
+  if size and #doc.Items < size then pages = math.min(pages, 1) end
+  if pages < 1 then pages = 1 end
+  return pages, size
+end
+M.page_count = page_count
+
+-- Guids of orders on the pages around the one being read. An order that
+-- moves between pages while the listing runs (it changed, and the server
+-- sorts by a changing field) shows up again on the next page: it is not
+-- handed out twice. A page whose every order was already handed out is a
+-- server that ignores the page number (or repeats a page), and the listing
+-- stops with kind protocol instead of reading the same orders over and over.
+-- Bounded memory: a listing of 100,000 orders keeps two pages of Guids.
+-- The Guid of each item (false where it has none); a parsed page's are read
+-- from the Page without building its items.
+local function guid_list(items)
+  local mt = getmetatable(items)
+  if mt and mt.guids then return mt.guids() end
+  local out = {}
+  for i = 1, #items do
+    local it = items[i]
+    local g = type(it) == "table" and it.Guid
+    out[i] = type(g) == "string" and g
+  end
+  return out
+end
+
+local function guids_of(items)
+  local set = {}
+  for _, g in ipairs(guid_list(items)) do
+    if g then set[g] = true end
+  end
+  return set
+end
+
+-- Returns items without those already handed out (the same table when none).
+local function drop_repeats(items, first, previous, res, path)
+  local repeated, keyed, kept = 0, 0, nil
+  local guids = guid_list(items)
+  for i = 1, #items do
+    local g = guids[i]
+    if type(g) == "string" then keyed = keyed + 1 end
+    if type(g) == "string" and (first[g] or previous[g]) then
+      repeated = repeated + 1
+      if not kept then kept = table.move(items, 1, i - 1, 1, {}) end
+    elseif kept then
+      kept[#kept + 1] = items[i]
+    end
+  end
+  if repeated == 0 then return items end
+  if repeated == keyed then
+    error(Error.protocol(("the page repeats all %d orders, already handed out: the server is not paging")
+      :format(repeated), "GET", path, res), 0)
+  end
+  return kept
+end
 
 local function check_paging_opts(opts, default_page_size, default_concurrency)
   local problems = {}
@@ -355,11 +443,11 @@ function Client:_iterate(resource_path, query, popts, wrap)
     if not Error.is(doc, "protocol") then error(doc, 0) end
     doc = self:_refetch_page(resource_path, ropts, doc, budget)
   end
-  local total = math.tointeger(doc.Pagination.NumberOfPages) or 1
-  if total < 1 then total = 1 end
+  local total, size = page_count(doc, query.pageSize, res, "GET", resource_path)
   if popts.progress then popts.progress(1, total) end
 
-  local state = { items = doc.Items, i = 0, done = 1 }
+  local first = total > 1 and guids_of(doc.Items) or nil
+  local state = { items = doc.Items, i = 0, done = 1, previous = first }
   local page_format = resource_path .. "/Page/%d"
   if total > 1 then
     state.pager = self._core:pager(page_format, {
@@ -403,13 +491,27 @@ function Client:_iterate(resource_path, query, popts, wrap)
       if not pok and Error.is(pdoc, "protocol") then
         pok, pdoc = pcall(self._refetch_page, self, path, ropts, pdoc, budget)
       end
+      local items
+      if pok then
+        pok, items = pcall(drop_repeats, pdoc.Items, first, state.previous, pres, path)
+        if not pok then pdoc = items end
+      end
       if not pok then
         close()
         error(pdoc, 0)
       end
-      state.items, state.i = pdoc.Items, 0
+      state.items, state.i = items, 0
       state.done = state.done + 1
       if popts.progress then popts.progress(state.done, total) end
+      -- An empty or short page is the end, whatever page 1 announced: the
+      -- pages still in flight are cancelled and no more are asked for.
+      local count = #pdoc.Items
+      if count == 0 or (size and count < size) then
+        state.pager = nil
+        p:close()
+      elseif n < total then
+        state.previous = guids_of(pdoc.Items)
+      end
     end
   end
   return iterate, nil, nil, closer
