@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -465,7 +466,8 @@ int unl_client_pager(lua_State *L)
     const char *fmt = luaL_checklstring(L, 2, &flen);
     const char *mark = NULL, *wire, *signed_text;
     char sig[UNL_SIG_LEN + 1];
-    int first, last, conc, retries, parse;
+    int first, last, conc, retries, parse, started;
+    sigset_t all, old;
     unl_settings s;
     unl_pager *p;
 
@@ -575,7 +577,13 @@ int unl_client_pager(lua_State *L)
             return luaL_error(L, "pager: cannot make a condition variable");
         }
         p->parse = 1;
-        if (pthread_create(&p->worker, NULL, parser_main, p) != 0)
+        /* The thread starts with every signal blocked: signals stay the
+         * business of the threads the host made. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        started = pthread_create(&p->worker, NULL, parser_main, p) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (!started)
             return luaL_error(L, "pager: cannot start the parser thread");
         p->worker_started = 1;
     }
