@@ -2,7 +2,8 @@
  * from the fuzzer's buffer so AddressSanitizer sees any read past its end.
  * Decoding must give a value or a message, never crash; decoding the same
  * bytes again with the same decoder (its key cache now warm) must give the
- * same outcome. */
+ * same outcome; and the pager's parse (a Page, strings copied) must agree:
+ * the same message, or page:doc() the same value. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,19 @@ static int run(lua_State *L)
             abort();
     } else if (!lua_isstring(L, first - 1) || strcmp(lua_tostring(L, first - 1), lua_tostring(L, -2)) != 0) {
         abort();   /* the same message */
+    }
+    {
+        unl_page **box = unl_page_box(L);
+        int pbox = lua_gettop(L);
+        *box = unl_page_parse((const char *)in->p, in->n);
+        if (*box == NULL)
+            return 0;   /* out of memory */
+        lua_getfield(L, pbox, ok1 ? "doc" : "error");
+        lua_pushvalue(L, pbox);
+        lua_call(L, 1, ok1 ? 1 : 2);
+        if (ok1 ? !same(L, first, -1, 0)
+                : (!lua_isstring(L, -2) || strcmp(lua_tostring(L, -2), lua_tostring(L, first - 1)) != 0))
+            abort();
     }
     return 0;
 }

@@ -189,7 +189,7 @@ describe("unleashed.json.decode", function()
   it("refuses text that is not JSON with a message naming the byte, never raising", function()
     for _, text in ipairs{ "", " ", "{", "[1,]", '{"a"}', '{"a":1,}', "[01]", "[1.]", "[.5]", "[+1]",
         "[NaN]", "[Infinity]", "[0x10]", '"abc', '"\\x"', '"\\u12"', "nul", "[true false]", "{} {}",
-        '{"a":1}x', "[1e]", "[-]", "\0" } do
+        '{"a":1}x', "[1e]", "[-]", "\0", '["\\ud83d\\', '"\\', '"abcdefghijklmnop\\' } do
       local v, msg, kind = json.decode(text)
       assert.is_nil(v, text)
       assert.are.equal("syntax", kind, text)
@@ -198,6 +198,16 @@ describe("unleashed.json.decode", function()
     local v, msg = json.decode(nil)
     assert.is_nil(v)
     assert.are.equal("no body", msg)
+  end)
+
+  it("gives the same value through core.parse_page, the pager's parse, empty strings included", function()
+    for _, text in ipairs{ '["", {"a":"", "OrderDate":"/Date(0)/"}]', '{"Items":[{"b":""}],"Pagination":{}}',
+        '""' } do
+      assert.are.same(json.decode(text), core.parse_page(text):doc(), text)
+    end
+    local why, kind = core.parse_page('["\\ud83d\\'):error()
+    assert.are.equal("syntax", kind)
+    assert.matches("unterminated string", why)
   end)
 
   it("refuses an answer past its limits before building anything", function()

@@ -251,6 +251,8 @@ static const unsigned char STRING_STOP[256] = {
  * the byte order allows. */
 static size_t string_stop(const char *s, size_t j, size_t len)
 {
+    if (j >= len)
+        return len;   /* past a backslash that ended the input */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (len - j >= 8) {
@@ -628,7 +630,8 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
         return -1;
     nd->n = (uint32_t)n;
     if (!in_arena && p->copy) {
-        if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + n, 1) != 0)
+        /* one byte more: the arena exists even for an empty string */
+        if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
             return oom(p);
         memcpy(d->arena + d->arenalen, text, n);
         text = d->arena + d->arenalen;
