@@ -429,7 +429,8 @@ describe("client:request", function()
   -- a finalizer may run in the middle: one that closes the client must not
   -- free what is still being read (under --san a use after free aborts),
   -- and the result must come back whole.
-  it("hands back a whole result when a finalizer closes the client while it is built", function()
+  it("hands back a whole result when a finalizer closes the client while it is built #finalizer_race",
+      function()
     local restore = stress_collector()
     -- Many headers: building the result is most of what the call allocates.
     local s = serve([[{ respond = function()
@@ -466,7 +467,7 @@ describe("client:request", function()
     assert.are.equal(200, new_client(s.url):request("GET", "/after").status)
   end)
 
-  it("lets a finalizer make another request while a result is built", function()
+  it("lets a finalizer make another request while a result is built #finalizer_race", function()
     local restore = stress_collector()
     local s = serve([[{ respond = function(req)
       return { status = 200, body = req.path .. (" pad"):rep(300) }

@@ -71,17 +71,36 @@ describe("a listing facing a server that misstates its pages", function()
     if s then s:stop() end
   end)
 
-  local function requests_since(before)
-    return #s:requests() - before
+  -- Requests of one listing: each listing sends its own run=N, and the count
+  -- is read once the stub's log has stopped growing (pages cancelled in
+  -- flight still reach it, a moment later).
+  local runs = 0
+  local function requests_of(run)
+    local function count()
+      local n = 0
+      for _, r in ipairs(s:requests()) do
+        local q = r.query .. "&"
+        if q:find("run=" .. run .. "&", 1, true) then n = n + 1 end
+      end
+      return n
+    end
+    local last, n = -1, count()
+    while n ~= last do
+      os.execute("sleep 0.1")
+      last, n = n, count()
+    end
+    return n
   end
 
   local function list(mode, opts)
-    local before = #s:requests()
+    runs = runs + 1
     local got = {}
     local ok, err = pcall(function()
-      for item in client:each("Suppliers", { mode = mode }, opts) do got[#got + 1] = item.SupplierCode end
+      for item in client:each("Suppliers", { mode = mode, run = runs }, opts) do
+        got[#got + 1] = item.SupplierCode
+      end
     end)
-    return ok, err, got, requests_since(before)
+    return ok, err, got, requests_of(runs)
   end
 
   it("asks for no more pages than NumberOfItems / PageSize allows", function()
@@ -133,6 +152,21 @@ describe("a listing facing a server that misstates its pages", function()
       assert.are.equal(1, sent)
     end)
   end
+
+  it("raises kind closed when the client is closed in the middle of a listing", function()
+    local c = unleashed.new{ api_id = ID, api_key = KEY, base_url = s.url, max_retries = 0, timeout = 10,
+                             page_size = 4 }
+    local got = {}
+    local ok, err = pcall(function()
+      for item in c:each("Suppliers", { mode = "lying_pages" }) do
+        got[#got + 1] = item
+        if #got == 2 then c:close() end
+      end
+    end)
+    assert.is_false(ok)
+    assert.is_true(unleashed.Error.is(err, "closed"), tostring(err))
+    assert.are.equal(4, #got)   -- page 1 was in hand; nothing after it
+  end)
 
   it("reads one page when page 1 is already short", function()
     local ok, err, got, sent = list("short_first")

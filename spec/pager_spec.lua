@@ -245,7 +245,8 @@ describe("client:pager", function()
   -- pager or its client, or take the next page, without a use after free
   -- (under --san one aborts) and without a page cut short or handed twice.
   for _, what in ipairs{ "pager", "client" } do
-    it(("hands out whole pages when a finalizer closes the %s meanwhile"):format(what), function()
+    it(("hands out whole pages when a finalizer closes the %s meanwhile #finalizer_race"):format(what),
+        function()
       local mode = collectgarbage("incremental", 1, 1000, 1)
       local s = stub.start([[return { respond = function(req)
         local page = req.path:match("(%d+)$")
@@ -295,7 +296,7 @@ describe("client:pager", function()
     end)
   end
 
-  it("hands each page out once when a finalizer takes pages meanwhile", function()
+  it("hands each page out once when a finalizer takes pages meanwhile #finalizer_race", function()
     local mode = collectgarbage("incremental", 1, 1000, 1)
     local s = stub.start("return " .. SHUFFLED)
     finally(function()
@@ -342,6 +343,9 @@ describe("client:pager", function()
       { function() c:pager("/p/%d/%d", { last = 2 }) end, "path_format: must contain exactly one %d" },
       { function() c:pager("p/%d", { last = 2 }) end, "path_format: must start with '/'" },
       { function() c:pager("/p/%d?x=1", { last = 2 }) end, "path_format: must not contain" },
+      { function() c:pager("/PurchaseOrders/../_sandbox/%d", { last = 2 }) end,
+        "path_format: must not have . or .. segments" },
+      { function() c:pager("/p/%2E%2e/%d", { last = 2 }) end, "path_format: must not have . or .. segments" },
       { function() c:pager("/p/%d") end, "last: required" },
       { function() c:pager("/p/%d", { first = 3 }) end, "last: required" },
       { function() c:pager("/p/%d", { first = 3, last = 2 }) end, "last: must be an integer from 3" },

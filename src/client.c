@@ -129,7 +129,7 @@ static size_t separator_at(const char *p, size_t n, size_t i)
     return 0;
 }
 
-static int has_dot_segment(const char *p, size_t n)
+int unl_has_dot_segment(const char *p, size_t n)
 {
     size_t i = 0;
     for (;;) {
@@ -232,7 +232,7 @@ static char *check_url(const char *s, size_t n, int role, char *rule, size_t rul
         snprintf(rule, rulesz, "must be scheme://host:port, without a path");
         goto done;
     }
-    if (has_dot_segment(part, m)) {
+    if (unl_has_dot_segment(part, m)) {
         snprintf(rule, rulesz, "must not have . or .. path segments");
         goto done;
     }
@@ -513,7 +513,7 @@ static void check_path(lua_State *L, int arg, const char *path, size_t n)
     }
     /* What is sent is what is reported: no segment a server or libcurl
      * would squash into another path. */
-    if (has_dot_segment(path, n))
+    if (unl_has_dot_segment(path, n))
         luaL_argerror(L, arg, "path: must not have . or .. segments (also as %2e)");
 }
 

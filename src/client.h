@@ -134,6 +134,9 @@ long unl_ms(double seconds);
 
 /* ---- pager.c ----------------------------------------------------------- */
 int unl_client_pager(lua_State *L);          /* client:pager(fmt, opts) */
+/* Whether a path has a "." or ".." segment (dots, %2e; '/', '\\', %2f and
+ * %5c as separators): such a path is refused, as it would not go out as given. */
+int unl_has_dot_segment(const char *p, size_t n);
 /* Idempotent; detaches from the client. client_closed: the client is going
  * away, so the pager's next() must say so. */
 void unl_pager_release(unl_pager *p, int client_closed);

@@ -486,6 +486,8 @@ int unl_client_pager(lua_State *L)
         return luaL_argerror(L, 2, "path_format: must start with '/'");
     if (mark == NULL)
         return luaL_argerror(L, 2, "path_format: must contain exactly one %d");
+    if (unl_has_dot_segment(fmt, flen))   /* what is sent is what is reported */
+        return luaL_argerror(L, 2, "path_format: must not have . or .. segments (also as %2e)");
     if (lua_isnoneornil(L, 3))
         return luaL_argerror(L, 3, "last: required, an integer page number");
     luaL_checktype(L, 3, LUA_TTABLE);

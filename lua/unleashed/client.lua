@@ -474,7 +474,12 @@ function Client:_iterate(resource_path, query, popts, wrap)
       end
       local p = state.pager
       if not p then return nil end
-      local n, pres = p:next()
+      local nok, n, pres = pcall(p.next, p)
+      if not nok then
+        close()
+        check_open(self, "GET", page_format:format(state.done + 1))   -- closed meanwhile: kind closed
+        error(n, 0)
+      end
       if n == nil then
         close()
         return nil
