@@ -4,7 +4,8 @@
  * Parse (no Lua calls): the bytes become a tape, one 16-byte node per value
  * in document order, with string escapes resolved into an arena (strings
  * without escapes point into the input) and every object key replaced by the
- * id of a key kept in the decoder's cache. The API's rules that depend on a
+ * id of a string kept in the decoder's cache (so are the short values of
+ * members whose values repeat). The API's rules that depend on a
  * value's member name are applied here: a member whose value is null is not
  * written at all, and a string in a member whose name ends in "Date" or "On"
  * that is exactly a .NET date ("/Date(ms)/", "/Date(ms+hhmm)/") becomes ISO
@@ -19,7 +20,9 @@
  *
  * The decoder is a userdata: its buffers are reused from one answer to the
  * next and freed by its __gc, so a memory error while building leaks
- * nothing. */
+ * nothing. A Page (the end of this file) is the same parse made by the
+ * pager's thread into buffers of its own, every string copied, built an
+ * item at a time later on the Lua thread. */
 #include <float.h>
 #include <locale.h>
 #include <math.h>
