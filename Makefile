@@ -48,7 +48,7 @@ $(BUILD)/obj/sandbox/%.o: sandbox/%.c $(wildcard sandbox/*.h) src/*.h
 
 $(CORE_SO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(SSL_LIBS)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(SSL_LIBS) -lpthread
 
 $(HTTPD_SO): $(HTTPD_OBJ)
 	@mkdir -p $(dir $@)

@@ -1,6 +1,6 @@
 -- The Lua layer's decode path for one listing page, bytes to order objects,
 -- as the listing runs it (unleashed.client's _iterate): decode_body
--- (unleashed.json.decode: the core's normaliser, cjson, integer fields), the
+-- (unleashed.json.decode: the core's decoder, src/decode.c), the
 -- page check, then each item made a PurchaseOrder (its metatable set).
 local M = { path = "decode_body + check_page + PurchaseOrder" }
 
@@ -23,8 +23,8 @@ if type(wrap) ~= "function" or type(client.decode_body) ~= "function"
 end
 
 M.available = true
--- unleashed.json.decode alone (normaliser, cjson, integer fields), to show
--- where the layer's time goes.
+-- unleashed.json.decode alone (the core's decoder: the same tables the old
+-- normaliser, cjson and integer pass made), to show where the layer's time goes.
 M.json_decode = function(bytes) return client.decode_body({ status = 200, body = bytes }, "GET", "/x") end
 local PATH = "/PurchaseOrders/Page/1"
 function M.decode_page(bytes)

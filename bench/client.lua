@@ -2,6 +2,9 @@
 -- each starts with a fresh heap (the peak memory figure depends on it).
 --   lua5.4 bench/client.lua list PAGE_SIZE CONCURRENCY [MAX_ORDERS]
 --                               ("default" for the client's own page size or concurrency)
+--   lua5.4 bench/client.lua floor PAGE_SIZE CONCURRENCY
+--                               (the pager floor: the listing's requests through the
+--                                same pager, each page parsed, no object built)
 --   lua5.4 bench/client.lua request GUID COUNT     (core client, c:request)
 --   lua5.4 bench/client.lua get GUID COUNT         (Lua layer, purchase_orders:get)
 -- The sandbox's address and credentials come from BENCH_BASE_URL,
@@ -44,6 +47,34 @@ if mode == "list" then
   lib.emit{ seconds = seconds, cpu_seconds = cpu_seconds, orders = orders, passes = passes,
             vmhwm_kb = lib.vmhwm_kb(), rss_start_kb = rss_start_kb }
 
+elseif mode == "floor" then
+  -- What the network, the sandbox and the pager allow: page 1 alone, then
+  -- pages 2..N through the same pager the listing uses, parsed on its thread,
+  -- counted, never built into tables.
+  local core = require "unleashed.core"
+  local page_size = assert(math.tointeger(tonumber(arg[2])), "PAGE_SIZE")
+  local concurrency = assert(math.tointeger(tonumber(arg[3])), "CONCURRENCY")
+  local c = core.new_client{ api_id = api_id, api_key = api_key, base_url = base_url }
+  local query = { pageSize = page_size }
+  local rss_start_kb = lib.rss_kb()
+  local t0, c0 = lib.now(), lib.cpu()
+  local function page_of(res, n)
+    if res.status ~= 200 or not res.page or not res.page:count() then fail("page " .. n .. ": no page") end
+    return res.page
+  end
+  local first = c:pager("/PurchaseOrders/Page/%d", { first = 1, last = 1, parse = true, query = query })
+  local _, res = first:next()
+  local page = page_of(res, 1)
+  local orders, total = page:count(), page:pagination().NumberOfPages
+  if total > 1 then
+    local p = c:pager("/PurchaseOrders/Page/%d", { first = 2, last = total, concurrency = concurrency,
+                                                   parse = true, query = query })
+    for n, r in p.next, p do orders = orders + page_of(r, n):count() end
+  end
+  local seconds, cpu_seconds = lib.now() - t0, lib.cpu() - c0
+  lib.emit{ seconds = seconds, cpu_seconds = cpu_seconds, orders = orders, passes = 1,
+            vmhwm_kb = lib.vmhwm_kb(), rss_start_kb = rss_start_kb }
+
 elseif mode == "request" or mode == "get" then
   local guid = assert(arg[2], "GUID")
   local count = assert(math.tointeger(tonumber(arg[3])), "COUNT")
@@ -71,5 +102,5 @@ elseif mode == "request" or mode == "get" then
   lib.emit{ requests = count, seconds = seconds, rps = count / seconds, cpu_seconds = cpu_seconds }
 
 else
-  fail("usage: client.lua list|request|get ...")
+  fail("usage: client.lua list|floor|request|get ...")
 end

@@ -2,7 +2,8 @@
 --   serve:  server time of app:handle for a page of 200 and of 1,000 full
 --           orders, and for a GET of one order (the sandbox's own cost);
 --   decode: orders per second from a page's response bytes to order objects
---           (the Lua layer's path) against cjson.decode alone on the same bytes.
+--           (the Lua layer's path), and to the decoded tables (the core's
+--           decoder), against cjson.decode alone on the same bytes.
 --   lua5.4 bench/inproc.lua SEED
 -- Prints one JSON line. Times are CPU time of this process (os.clock): the
 -- work is all on this thread, and other processes on the machine then do not
@@ -130,7 +131,8 @@ end
 
 local items = #cjson.decode(page1000).Items
 out.decode_items = items
-local fns = { cjson = cjson.decode, normalize = core.normalize }
+local fns = { cjson = cjson.decode, normalize = core.normalize,
+              old = function(b) return cjson.decode(core.normalize(b)) end }
 local decoder = require "bench_decode"
 if decoder.available then
   fns.layer = decoder.decode_page
@@ -142,6 +144,7 @@ end
 local rates = rounds(fns, page1000, items, 5)
 out.cjson_orders_per_s = rates.cjson
 out.normalize_orders_per_s = rates.normalize
+out.old_orders_per_s = rates.old
 out.layer_orders_per_s = rates.layer
 out.json_orders_per_s = rates.json
 

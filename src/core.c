@@ -41,6 +41,7 @@ UNLEASHED_API int luaopen_unleashed_core(lua_State *L)
     lua_pushliteral(L, UNLEASHED_VERSION);
     lua_setfield(L, -2, "version");
     unl_open_codec(L);
+    unl_open_decode(L);
     unl_open_client(L);
     unl_open_clock(L);
     return 1;

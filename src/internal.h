@@ -45,6 +45,7 @@ int unl_parse_retry_after(const char *s, size_t len, time_t now, double *seconds
 /* ---- module parts: each adds its functions to the table on top --------- */
 void unl_open_codec(lua_State *L);   /* encode_query, normalize, date helpers */
 void unl_open_client(lua_State *L);  /* new_client, Client and Pager types */
-void unl_open_clock(lua_State *L);   /* now_ms, block_signals, unblock_signals, wait_signal */
+void unl_open_clock(lua_State *L);
+void unl_open_decode(lua_State *L);  /* decoder: response bytes to Lua tables */   /* now_ms, block_signals, unblock_signals, wait_signal */
 
 #endif

@@ -12,20 +12,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
 #include <openssl/crypto.h>
 
 #include "client.h"
+#include "decode.h"
 
 #define MAX_PAGE 1000000000
 #define POLL_MS 1000
 
-enum { SLOT_FREE, SLOT_RUNNING, SLOT_BACKOFF, SLOT_DONE };
+/* A page that arrived whole with a 2xx is QUEUED for the parser thread,
+ * PARSING while it reads the body, then DONE with the parsed page; any other
+ * outcome goes straight to DONE. */
+enum { SLOT_FREE, SLOT_RUNNING, SLOT_BACKOFF, SLOT_QUEUED, SLOT_PARSING, SLOT_DONE };
 
 typedef struct slot {
     int page;
     int state;
     double due;          /* SLOT_BACKOFF: when the next attempt may start */
     unl_xfer x;
+    unl_page *parsed;    /* DONE after parsing: the page (NULL: out of memory) */
 } slot;
 
 struct unl_pager {
@@ -41,6 +50,14 @@ struct unl_pager {
     int conc, first, last, next_out, next_start;
     int oom;
     unl_settings s;
+    /* The parser thread (opts.parse): it reads the bodies of QUEUED slots
+     * into pages, one at a time in page order. mu guards every slot's state
+     * and parsed; the Lua thread holds it while it works on the slots and
+     * lets go of it while it waits. */
+    int parse, worker_started, stop;
+    pthread_t worker;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
 };
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -53,12 +70,23 @@ void unl_pager_release(unl_pager *p, int client_closed)
     if (p->released)
         return;
     p->released = 1;
+    if (p->worker_started) {
+        /* The parser finishes the page it is reading, if any, and ends. */
+        pthread_mutex_lock(&p->mu);
+        p->stop = 1;
+        pthread_cond_signal(&p->work_cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->worker, NULL);
+        p->worker_started = 0;
+    }
     if (p->slots) {
         for (i = 0; i < p->conc; i++) {
             slot *sl = &p->slots[i];
             if (sl->state == SLOT_RUNNING && p->multi && sl->x.easy)
                 curl_multi_remove_handle(p->multi, sl->x.easy);
             unl_xfer_free(&sl->x);
+            unl_page_free(sl->parsed);
+            sl->parsed = NULL;
         }
         free(p->slots);
         p->slots = NULL;
@@ -92,8 +120,64 @@ void unl_pager_release(unl_pager *p, int client_closed)
 
 static int l_pager_gc(lua_State *L)
 {
-    unl_pager_release(luaL_checkudata(L, 1, UNL_PAGER_MT), 0);
+    unl_pager *p = luaL_checkudata(L, 1, UNL_PAGER_MT);
+    unl_pager_release(p, 0);
+    if (p->parse) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->work_cv);
+        pthread_cond_destroy(&p->done_cv);
+        p->parse = 0;
+    }
     return 0;
+}
+
+/* ---- the parser thread -------------------------------------------------- */
+
+static void *parser_main(void *arg)
+{
+    unl_pager *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        slot *job = NULL;
+        const char *body;
+        size_t len;
+        unl_page *pg;
+        int i;
+        if (p->stop)
+            break;
+        for (i = 0; i < p->conc; i++)
+            if (p->slots[i].state == SLOT_QUEUED && (job == NULL || p->slots[i].page < job->page))
+                job = &p->slots[i];
+        if (job == NULL) {
+            pthread_cond_wait(&p->work_cv, &p->mu);
+            continue;
+        }
+        job->state = SLOT_PARSING;
+        body = job->x.body.p ? job->x.body.p : "";
+        len = job->x.body.len;
+        pthread_mutex_unlock(&p->mu);
+        pg = unl_page_parse(body, len);   /* the slot's body is left alone meanwhile */
+        if (pg)
+            unl_buf_free(&job->x.body);   /* the page holds what it needs: the window holds pages, not bodies */
+        pthread_mutex_lock(&p->mu);
+        job->parsed = pg;
+        job->state = SLOT_DONE;
+        pthread_cond_broadcast(&p->done_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void lock(unl_pager *p)
+{
+    if (p->parse)
+        pthread_mutex_lock(&p->mu);
+}
+
+static void unlock(unl_pager *p)
+{
+    if (p->parse)
+        pthread_mutex_unlock(&p->mu);
 }
 
 static int l_pager_tostring(lua_State *L)
@@ -183,8 +267,13 @@ static void finished(unl_pager *p, CURL *e, CURLcode code)
     unl_xfer_record(&sl->x, wait);
     now = unl_now();
     if (wait < 0) {
-        sl->state = SLOT_DONE;
         sl->x.ms = (now - sl->x.t_start) * 1000.0;
+        if (p->parse && sl->x.kind == NULL && sl->x.status >= 200 && sl->x.status < 300) {
+            sl->state = SLOT_QUEUED;
+            pthread_cond_signal(&p->work_cv);
+        } else {
+            sl->state = SLOT_DONE;
+        }
     } else {
         sl->state = SLOT_BACKOFF;
         sl->due = now + wait;
@@ -246,24 +335,64 @@ static unl_pager *check_pager(lua_State *L)
     return p;
 }
 
+/* Drives the transfers until the target page is done (and parsed, with
+ * opts.parse). Called and returns with the lock held; lets go of it only
+ * while it waits. Returns NULL, or what failed. */
+static const char *await_page(unl_pager *p, slot *target)
+{
+    for (;;) {
+        const char *err = work(p);
+        int ms;
+        CURLMcode mc;
+        if (err)
+            return err;
+        if (p->oom)
+            return "not enough memory";
+        if (target->state == SLOT_DONE)
+            return NULL;
+        if (target->state == SLOT_QUEUED || target->state == SLOT_PARSING) {
+            /* The parser is on it: wait for it, and look at the other
+             * transfers every 2 ms meanwhile. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 2000000;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p->done_cv, &p->mu, &ts);
+            continue;
+        }
+        ms = poll_ms(p);
+        unlock(p);
+        mc = curl_multi_poll(p->multi, NULL, 0, ms, NULL);
+        lock(p);
+        if (mc != CURLM_OK)
+            return "libcurl poll failed";
+    }
+}
+
 static int l_pager_next(lua_State *L)
 {
     unl_pager *p = check_pager(L);
     unl_xfer *out;
+    unl_page **box = NULL;
     slot *target;
     const char *err;
     CURLcode rc;
-    int page, running;
+    int page, running, last;
     if (p->next_out > p->last) {
         lua_pushnil(L);
         return 1;
     }
     if (p->released)
         return luaL_error(L, "pager is closed");
-    /* The box the page's result is pushed from. Making it may run
+    /* The boxes the page's result is pushed from. Making them may run
      * finalizers that close this pager or its client, or take a page
-     * themselves: the checks come again after it. */
+     * themselves: the checks come again after them. */
     out = unl_hold_new(L);
+    if (p->parse)
+        box = unl_page_box(L);
     p = check_pager(L);
     if (p->next_out > p->last) {
         lua_pushnil(L);
@@ -271,37 +400,54 @@ static int l_pager_next(lua_State *L)
     }
     if (p->released)
         return luaL_error(L, "pager is closed");
+    lock(p);
     rc = fill(p);
-    if (rc != CURLE_OK)
+    if (rc != CURLE_OK) {
+        unlock(p);
         return luaL_error(L, "pager: libcurl failed: %s", curl_easy_strerror(rc));
-    target = &p->slots[(p->next_out - p->first) % p->conc];
-    for (;;) {
-        err = work(p);
-        if (err)
-            return luaL_error(L, "pager: libcurl failed: %s", err);
-        if (p->oom)
-            return luaL_error(L, "not enough memory");
-        if (target->state == SLOT_DONE)
-            break;
-        if (curl_multi_poll(p->multi, NULL, 0, poll_ms(p), NULL) != CURLM_OK)
-            return luaL_error(L, "pager: libcurl poll failed");
     }
-    /* Handed out: the result moves to the box and the slot takes the next
+    target = &p->slots[(p->next_out - p->first) % p->conc];
+    err = await_page(p, target);
+    if (err) {
+        unlock(p);
+        if (strcmp(err, "not enough memory") == 0)
+            return luaL_error(L, "not enough memory");
+        return luaL_error(L, "pager: libcurl failed: %s", err);
+    }
+    /* Handed out: the result moves to the boxes and the slot takes the next
      * page, which starts at once so it progresses while the caller works on
      * this one. The pager is done with before any Lua value is made, so a
      * finalizer run meanwhile finds it consistent, and frees nothing read
      * below. A failure to start the next page shows on the next call. */
     page = target->page;
     unl_hold_take(out, &target->x);
+    if (box) {
+        *box = target->parsed;
+        target->parsed = NULL;
+    }
     target->state = SLOT_FREE;
     p->next_out++;
-    if (p->next_out > p->last)
-        unl_pager_release(p, 0);   /* nothing left in flight: give the handles back now */
-    else if (fill(p) == CURLE_OK)
+    last = p->next_out > p->last;
+    if (!last && fill(p) == CURLE_OK)
         curl_multi_perform(p->multi, &running);
+    unlock(p);
+    if (last)
+        unl_pager_release(p, 0);   /* nothing left in flight: give the handles back now */
+    if (box && *box) {
+        /* Parsed: the body is not needed any more. */
+        unl_buf_free(&out->body);
+    }
     lua_pushinteger(L, page);
     unl_push_result(L, out);
     unl_xfer_free(out);
+    if (box && *box) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, "body");
+        lua_pushvalue(L, -3);   /* the page box */
+        lua_setfield(L, -2, "page");
+    } else if (box && out->kind == NULL && out->status >= 200 && out->status < 300) {
+        return luaL_error(L, "not enough memory");   /* the parser could not allocate */
+    }
     return 2;
 }
 
@@ -320,7 +466,8 @@ int unl_client_pager(lua_State *L)
     const char *fmt = luaL_checklstring(L, 2, &flen);
     const char *mark = NULL, *wire, *signed_text;
     char sig[UNL_SIG_LEN + 1];
-    int first, last, conc, retries;
+    int first, last, conc, retries, parse, started;
+    sigset_t all, old;
     unl_settings s;
     unl_pager *p;
 
@@ -356,6 +503,9 @@ int unl_client_pager(lua_State *L)
                                                   c->connect_timeout));
     s.retries = retries;
     s.idempotent = 1;
+    lua_getfield(L, 3, "parse");
+    parse = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (lua_getfield(L, 3, "query") != LUA_TNIL && !lua_istable(L, -1))
         return luaL_argerror(L, 3, "query: must be a table");
     unl_query_push(L, lua_gettop(L));
@@ -416,6 +566,29 @@ int unl_client_pager(lua_State *L)
     p->multi = curl_multi_init();
     if (p->multi == NULL)
         return luaL_error(L, "not enough memory");
+    if (parse) {
+        if (pthread_mutex_init(&p->mu, NULL) != 0)
+            return luaL_error(L, "pager: cannot make a mutex");
+        if (pthread_cond_init(&p->work_cv, NULL) != 0) {
+            pthread_mutex_destroy(&p->mu);
+            return luaL_error(L, "pager: cannot make a condition variable");
+        }
+        if (pthread_cond_init(&p->done_cv, NULL) != 0) {
+            pthread_cond_destroy(&p->work_cv);
+            pthread_mutex_destroy(&p->mu);
+            return luaL_error(L, "pager: cannot make a condition variable");
+        }
+        p->parse = 1;
+        /* The thread starts with every signal blocked: signals stay the
+         * business of the threads the host made. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        started = pthread_create(&p->worker, NULL, parser_main, p) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (!started)
+            return luaL_error(L, "pager: cannot start the parser thread");
+        p->worker_started = 1;
+    }
     return 1;
 }
 

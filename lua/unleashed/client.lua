@@ -207,16 +207,46 @@ function Client:_send(method, path, opts)
   return res
 end
 
+-- Raises the protocol error for a 2xx body the decoder refused.
+local function undecodable(why, kind, method, path, res)
+  why = tostring(why):sub(1, 120)
+  if kind == "limit" then
+    error(Error.protocol("the response is too large to decode: " .. why, method, path, res), 0)
+  end
+  error(Error.protocol("the response is not JSON (" .. why .. ")", method, path, res), 0)
+end
+
 -- Decodes a 2xx body; an empty body is nil. Returns value or raises protocol.
 function M.decode_body(res, method, path)
   local body = res.body
   if body == nil or body:find("^%s*$") then return nil end
-  local v, err = json.decode(body)
-  if v == nil then
-    local why = tostring(err):sub(1, 120)
-    error(Error.protocol("the response is not JSON (" .. why .. ")", method, path, res), 0)
-  end
+  local v, err, kind = json.decode(body)
+  if v == nil then undecodable(err, kind, method, path, res) end
   return v
+end
+
+-- A page the core's pager parsed on its own thread (res.page): the same
+-- document decode_body gives, but each item is built only when the listing
+-- first reads it, so a page's orders are never all in memory at once. An
+-- answer that is not a page is built whole, as decode_body would.
+function M.page_body(res, method, path)
+  local page = res.page
+  if page == nil then return M.decode_body(res, method, path) end
+  local why, kind = page:error()
+  if why then undecodable(why, kind, method, path, res) end
+  local n = page:count()
+  if n == nil then return page:doc() end
+  local items = setmetatable({}, {
+    __index = function(t, i)
+      if math.type(i) ~= "integer" or i < 1 or i > n then return nil end
+      local item = page:item(i)
+      rawset(t, i, item)
+      return item
+    end,
+    __len = function() return n end,
+    guids = function() return page:guids() end,
+  })
+  return { Pagination = page:pagination(), Items = items }
 end
 
 -- Sends and checks: returns the decoded body (or nil) and the result, or
@@ -304,12 +334,24 @@ M.page_count = page_count
 -- server that ignores the page number (or repeats a page), and the listing
 -- stops with kind protocol instead of reading the same orders over and over.
 -- Bounded memory: a listing of 100,000 orders keeps two pages of Guids.
-local function guids_of(items)
-  local set = {}
+-- The Guid of each item (false where it has none); a parsed page's are read
+-- from the Page without building its items.
+local function guid_list(items)
+  local mt = getmetatable(items)
+  if mt and mt.guids then return mt.guids() end
+  local out = {}
   for i = 1, #items do
     local it = items[i]
     local g = type(it) == "table" and it.Guid
-    if type(g) == "string" then set[g] = true end
+    out[i] = type(g) == "string" and g
+  end
+  return out
+end
+
+local function guids_of(items)
+  local set = {}
+  for _, g in ipairs(guid_list(items)) do
+    if g then set[g] = true end
   end
   return set
 end
@@ -317,15 +359,15 @@ end
 -- Returns items without those already handed out (the same table when none).
 local function drop_repeats(items, first, previous, res, path)
   local repeated, keyed, kept = 0, 0, nil
+  local guids = guid_list(items)
   for i = 1, #items do
-    local it = items[i]
-    local g = type(it) == "table" and it.Guid
+    local g = guids[i]
     if type(g) == "string" then keyed = keyed + 1 end
     if type(g) == "string" and (first[g] or previous[g]) then
       repeated = repeated + 1
       if not kept then kept = table.move(items, 1, i - 1, 1, {}) end
     elseif kept then
-      kept[#kept + 1] = it
+      kept[#kept + 1] = items[i]
     end
   end
   if repeated == 0 then return items end
@@ -410,7 +452,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
   if total > 1 then
     state.pager = self._core:pager(page_format, {
       query = query, first = 2, last = total, concurrency = popts.concurrency,
-      timeout = popts.timeout, retries = popts.retries,
+      timeout = popts.timeout, retries = popts.retries, parse = true,
     })
   end
   local function close()
@@ -449,7 +491,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
         close()
         error(err, 0)
       end
-      local pok, pdoc = pcall(M.decode_body, pres, "GET", path)
+      local pok, pdoc = pcall(M.page_body, pres, "GET", path)
       if pok then pok, pdoc = pcall(check_page, pdoc, pres, "GET", path) end
       if not pok and Error.is(pdoc, "protocol") then
         pok, pdoc = pcall(self._refetch_page, self, path, ropts, pdoc, budget)

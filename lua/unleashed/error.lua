@@ -1,8 +1,8 @@
 -- unleashed.Error: the one error type the library raises for failures a
 -- script may want to handle. Policy (which status means which kind) lives
 -- here, in Lua, so it is easy to read and to change.
-local cjson = require("cjson").new()
 local core = require "unleashed.core"
+local json = require "unleashed.json"
 
 local Error = {}
 Error.__index = Error
@@ -108,8 +108,9 @@ end
 function Error.server_details(body)
   local details = {}
   if type(body) ~= "string" or body == "" then return details end
-  local ok, doc = pcall(cjson.decode, body)
-  if not ok then
+  -- The response decoder, with its limits: an error body is an answer too.
+  local doc = json.decode(body)
+  if doc == nil then
     local s = snippet(body)
     if s ~= "" then details[1] = { message = s } end
     return details

@@ -1,6 +1,7 @@
--- JSON for the API: decoding through the core's normaliser (.NET dates become
--- ISO 8601 UTC strings, null members are dropped), and an encoder that
--- controls how numbers are written so no float noise reaches the server.
+-- JSON for the API: decoding through the core's decoder (.NET dates in date
+-- fields become ISO 8601 UTC strings, null members are dropped, the integer
+-- fields are integers), and an encoder that controls how numbers are written
+-- so no float noise reaches the server.
 local cjson_module = require "cjson"
 local core = require "unleashed.core"
 local decimal = require "unleashed.decimal"
@@ -9,7 +10,6 @@ local M = {}
 
 -- A private cjson instance: its settings are not shared with the script's cjson.
 local cjson = cjson_module.new()
-cjson.decode_invalid_numbers(false)   -- NaN, Infinity and hex are not JSON
 
 M.null = cjson_module.null
 
@@ -23,71 +23,28 @@ local ARRAY_FIELDS = {
   BatchNumbers = true, SerialNumbers = true, SalesOrders = true, Items = true,
 }
 
--- Integer fields of the API: cjson reads every number as a float; these are
--- handed to scripts as Lua integers. The API declares Integer only for the
--- list envelope's Pagination figures and a purchase order line's LineNumber,
--- so only those places are visited, not the whole tree (a page of 1,000
--- orders has some 100,000 values, and only about 3,000 of them are integers).
-local INTEGER_FIELDS = {
+-- Integer fields of the API: the decoder hands these to scripts as Lua
+-- integers where the API declares Integer: the list envelope's Pagination
+-- figures and a purchase order line's LineNumber (src/decode.c). Every other
+-- number is a float.
+M.INTEGER_FIELDS = {
   LineNumber = true, NumberOfItems = true, PageSize = true, PageNumber = true,
   NumberOfPages = true,
 }
-M.INTEGER_FIELDS = INTEGER_FIELDS
 
-local tointeger = math.tointeger
+-- The core's decoder (src/decode.c): one pass from the body's bytes to Lua
+-- tables, with the API's rules applied while it builds. It keeps the key
+-- strings it has made between answers.
+local decoder = core.decoder()
 
-local function integerize_pagination(p)
-  local i = tointeger(p.NumberOfItems)
-  if i then p.NumberOfItems = i end
-  i = tointeger(p.PageSize)
-  if i then p.PageSize = i end
-  i = tointeger(p.PageNumber)
-  if i then p.PageNumber = i end
-  i = tointeger(p.NumberOfPages)
-  if i then p.NumberOfPages = i end
-end
-
--- An order (its PurchaseOrderLines) or a line on its own.
-local function integerize_item(item)
-  local lines = item.PurchaseOrderLines
-  if type(lines) == "table" then
-    for j = 1, #lines do
-      local line = lines[j]
-      if type(line) == "table" then
-        local n = tointeger(line.LineNumber)
-        if n then line.LineNumber = n end
-      end
-    end
-  end
-  local n = tointeger(item.LineNumber)
-  if n then item.LineNumber = n end
-end
-
-local function integerize_list(items)
-  for i = 1, #items do
-    local item = items[i]
-    if type(item) == "table" then integerize_item(item) end
-  end
-end
-
--- A decoded answer: a page ({Pagination, Items}), one object (an order or
--- a line) or an array of them.
-local function integerize(v)
-  local p = v.Pagination
-  if type(p) == "table" then integerize_pagination(p) end
-  local items = v.Items
-  if type(items) == "table" then integerize_list(items) end
-  if v[1] ~= nil then integerize_list(v) else integerize_item(v) end
-end
-
--- Decodes an API response body. Returns the value, or nil and a message.
+-- Decodes an API response body. Returns the value, or nil, a message and the
+-- kind of failure: "syntax" (not JSON) or "limit" (past what one answer may
+-- build: nesting, items in an array, values in all).
 function M.decode(text)
-  if type(text) ~= "string" then return nil, "no body" end
-  local ok, normalized = pcall(core.normalize, text)
-  if not ok then return nil, "cannot normalise body: " .. tostring(normalized) end
-  local ok2, v = pcall(cjson.decode, normalized)
-  if not ok2 then return nil, "body is not JSON: " .. tostring(v) end
-  if type(v) == "table" then integerize(v) end
+  if type(text) ~= "string" then return nil, "no body", "syntax" end
+  local ok, v, err, kind = pcall(decoder.decode, decoder, text)
+  if not ok then return nil, "cannot decode body: " .. tostring(v), "memory" end
+  if v == nil then return nil, err, kind end
   return v
 end
 
