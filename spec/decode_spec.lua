@@ -268,6 +268,63 @@ describe("unleashed.json.decode", function()
     collectgarbage()
     for _, t in ipairs(inner) do assert.are.same({ z = { 1, { y = 2 } } }, t) end
   end)
+
+  -- The strings of names new to the cache are made after the parse and
+  -- before the build, and the cache may start over before the parse: a
+  -- finalizer that decodes there must not overwrite the parsed answer or
+  -- the cache (under --san the first read past the end of a string, the
+  -- second lost a member). Finalizers land in that window in a small heap,
+  -- so each case runs in a lua5.4 process of its own.
+  local function run_alone(script)
+    local cmd = ("LUA_CPATH=%q lua5.4 -e %q 2>&1"):format(package.cpath, script)
+    local f = assert(io.popen(cmd))
+    local out = f:read("a")
+    local ok, _, code = f:close()
+    return ok and code == 0, out
+  end
+
+  it("decodes from a finalizer while it makes the names of another answer", function()
+    local ok, out = run_alone([[
+      local d = require("unleashed.core").decoder()
+      local parts = {}
+      for i = 1, 200 do parts[i] = '"' .. ("x"):rep(1000) .. i .. '"' end
+      local inner = "[" .. table.concat(parts, ",") .. "]"
+      collectgarbage("incremental", 10, 400, 0)
+      local wrong = 0
+      for round = 1, 300 do
+        local kp = {}
+        for j = 1, 50 do kp[j] = ('"r%d_k%d":"v"'):format(round, j) end
+        for _ = 1, 20 do setmetatable({}, { __gc = function() d:decode(inner) end }) end
+        local v = d:decode("{" .. table.concat(kp, ",") .. "}")
+        if type(v) ~= "table" or v[1] ~= nil or v[("r%d_k50"):format(round)] ~= "v" then wrong = wrong + 1 end
+      end
+      io.write("wrong ", wrong)
+      os.exit(wrong == 0 and 0 or 1)
+    ]])
+    assert.is_true(ok, out)
+    assert.are.equal("wrong 0", out)
+  end)
+
+  it("decodes from a finalizer while the name cache starts over", function()
+    local ok, out = run_alone([[
+      local core = require "unleashed.core"
+      collectgarbage("incremental", 10, 400, 0)
+      local wrong = 0
+      for _ = 1, 40 do
+        local d = core.decoder()
+        local kp = {}
+        for j = 1, 16400 do kp[j] = ('"n%d":1'):format(j) end
+        assert(d:decode("{" .. table.concat(kp, ",") .. "}"))
+        for _ = 1, 3 do setmetatable({}, { __gc = function() d:decode('{"q":"w"}') end }) end
+        local v = d:decode('{"q":"w","r":"s"}')
+        if type(v) ~= "table" or v.q ~= "w" or v.r ~= "s" then wrong = wrong + 1 end
+      end
+      io.write("wrong ", wrong)
+      os.exit(wrong == 0 and 0 or 1)
+    ]])
+    assert.is_true(ok, out)
+    assert.are.equal("wrong 0", out)
+  end)
 end)
 
 -- ---- differential: the same tables as before -----------------------------------

@@ -923,12 +923,28 @@ static size_t build(lua_State *L, const builder *b, size_t i, int place)
     }
 }
 
-/* build_entry(decoder, keys, source) -> value: run protected, so that the
- * decoder is free again whatever happens. */
+/* build_entry(decoder, reset, source) -> value: run protected, so that the
+ * decoder is free again whatever happens. Everything that allocates Lua
+ * objects, and so may run a finalizer that decodes, happens in here while
+ * the decoder is busy: a new key cache when reset is true, the strings of
+ * keys new to the cache, then the tables. */
 static int build_entry(lua_State *L)
 {
     builder b;
-    b.d = (const unl_decoder *)lua_touserdata(L, 1);
+    unl_decoder *d = (unl_decoder *)lua_touserdata(L, 1);
+    size_t id;
+    if (lua_toboolean(L, 2)) {
+        lua_newtable(L);
+        lua_setiuservalue(L, 1, 1);
+    }
+    lua_getiuservalue(L, 1, 1);
+    lua_replace(L, 2);
+    for (id = d->luakeys + 1; id <= d->nkeys; id++) {
+        lua_pushlstring(L, d->keytext + d->keys[id].off, d->keys[id].len);
+        lua_rawseti(L, 2, (lua_Integer)id);
+    }
+    d->luakeys = d->nkeys;
+    b.d = d;
     b.keys = 2;
     b.src = (const char *)lua_touserdata(L, 3);
     luaL_checkstack(L, 2 * UNL_DECODE_MAX_DEPTH + 20, "decoder");
@@ -969,22 +985,25 @@ int unl_decode_push(lua_State *L, int idx, const char *json, size_t len)
 {
     unl_decoder *d = (unl_decoder *)luaL_checkudata(L, idx, UNL_DECODER_MT);
     parser p;
-    int keys, status, own = 0;
-    size_t id;
+    int status, own = 0, reset = 0;
     idx = lua_absindex(L, idx);
     if (d->busy) {
-        /* A finalizer decoding while this decoder builds: a decoder of its
-         * own, so the tape being read stays as it is. */
+        /* A finalizer decoding while this decoder parses or builds: a
+         * decoder of its own, so the tape being read stays as it is. */
         unl_decoder_new(L);
         idx = own = lua_gettop(L);
         d = (unl_decoder *)lua_touserdata(L, idx);
     }
+    /* Busy from here to the end: nothing below allocates a Lua object
+     * outside build_entry's protected call, which resets nothing but the
+     * flag on its way out. */
+    d->busy = 1;
     if (d->nkeys > UNL_DECODE_MAX_KEYS) {
-        forget_keys(d);
-        lua_newtable(L);
-        lua_setiuservalue(L, idx, 1);
+        forget_keys(d);   /* the Lua side of the cache is replaced in build_entry */
+        reset = 1;
     }
     if (parse(&p, d, json, len, 0) != 0) {
+        d->busy = 0;
         if (strcmp(p.kind, "memory") == 0)
             return luaL_error(L, "not enough memory");
         if (own)
@@ -994,24 +1013,14 @@ int unl_decode_push(lua_State *L, int idx, const char *json, size_t len)
         lua_pushstring(L, p.kind);
         return 0;
     }
-    /* The strings of keys new to the cache. */
-    lua_getiuservalue(L, idx, 1);
-    keys = lua_gettop(L);
-    for (id = d->luakeys + 1; id <= d->nkeys; id++) {
-        lua_pushlstring(L, d->keytext + d->keys[id].off, d->keys[id].len);
-        lua_rawseti(L, keys, (lua_Integer)id);
-    }
-    d->luakeys = d->nkeys;
     lua_pushcfunction(L, build_entry);
-    lua_pushlightuserdata(L, d);
-    lua_pushvalue(L, keys);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, reset);
     lua_pushlightuserdata(L, (void *)(uintptr_t)json);
-    d->busy = 1;
     status = lua_pcall(L, 3, 1, 0);
     d->busy = 0;
     if (status != LUA_OK)
         return lua_error(L);
-    lua_remove(L, keys);
     if (own)
         lua_remove(L, own);
     return 1;
