@@ -1,9 +1,9 @@
 -- A server that misstates its page count cannot make a listing send requests
 -- without end: a listing stops at the first empty or short page, never asks
--- for more pages than NumberOfItems / PageSize allows, refuses a page that
--- repeats orders already handed out, and turns a NumberOfPages that is not
--- a count into an unleashed.Error of kind protocol. Each case counts the
--- requests the stub received.
+-- for more pages than NumberOfItems allows, refuses a page numbered other
+-- than the one asked for, hands out an order that moved between pages once,
+-- and turns a NumberOfPages that is not a count into an unleashed.Error of
+-- kind protocol. Each case counts the requests the stub received.
 local stub = require "support.stub_control"
 local unleashed = require "unleashed"
 
@@ -49,9 +49,20 @@ return { respond = function(req)
     local v = ({ pages_float = "2.5", pages_negative = "-3", pages_huge = "1e300" })[mode]
     return page(items(0, size), ('{"NumberOfItems":10,"PageSize":%d,"NumberOfPages":%s}'):format(size, v))
   elseif mode == "short_first" then
-    -- Page 1 holds fewer items than the page size: nothing can follow it.
-    return page(items(0, 2),
-      ('{"NumberOfItems":500,"PageSize":%d,"PageNumber":1,"NumberOfPages":25}'):format(size))
+    -- Page 1 holds fewer items than the page size, and no NumberOfItems
+    -- says more follow: it is the only page.
+    return page(items(0, 2), ('{"PageSize":%d,"PageNumber":1,"NumberOfPages":25}'):format(size))
+  elseif mode == "smaller_pages" then
+    -- The server's pages hold 2 items whatever PageSize it echoes: 7 items
+    -- on 4 pages, as NumberOfItems and NumberOfPages say.
+    return page(items((n - 1) * 2, n < 4 and 2 or (n == 4 and 1 or 0)),
+      ('{"NumberOfItems":7,"PageSize":%d,"PageNumber":%d,"NumberOfPages":4}'):format(size, n))
+  elseif mode == "moved" then
+    -- Honest paging while orders move: page 3 holds page 1's orders again
+    -- (they changed, and went to the end of the server's order).
+    local from = ({ 0, 4, 0 })[n] or 0
+    return page(items(from, n <= 3 and 4 or 0),
+      ('{"NumberOfItems":12,"PageSize":%d,"PageNumber":%d,"NumberOfPages":3}'):format(size, n))
   end
   return { status = 404, headers = json, body = '{"Description":"no route"}' }
 end }
@@ -137,7 +148,8 @@ describe("a listing facing a server that misstates its pages", function()
     local ok, err, got, sent = list("repeat_first", { concurrency = 2 })
     assert.is_false(ok)
     assert.is_true(unleashed.Error.is(err, "protocol"), tostring(err))
-    assert.truthy(tostring(err):find("repeats all 4 orders", 1, true), tostring(err))
+    assert.truthy(tostring(err):find("answered page 1 when asked for page 2: it is not paging", 1, true),
+      tostring(err))
     assert.are.equal(4, #got)              -- page 1 once, never twice
     assert.is_true(sent <= 1 + 2 + 1, "requests: " .. sent)
   end)
@@ -166,6 +178,20 @@ describe("a listing facing a server that misstates its pages", function()
     assert.is_false(ok)
     assert.is_true(unleashed.Error.is(err, "closed"), tostring(err))
     assert.are.equal(4, #got)   -- page 1 was in hand; nothing after it
+  end)
+
+  it("reads every page when the server's pages are smaller than the PageSize it answers", function()
+    local ok, err, got, sent = list("smaller_pages")
+    assert.is_true(ok, tostring(err))
+    assert.are.same({ "S0", "S1", "S2", "S3", "S4", "S5", "S6" }, got)
+    assert.are.equal(4, sent)
+  end)
+
+  it("hands out an order that moved to a later page once, and reads on", function()
+    local ok, err, got, sent = list("moved")
+    assert.is_true(ok, tostring(err))
+    assert.are.same({ "S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7" }, got)
+    assert.are.equal(3, sent)
   end)
 
   it("reads one page when page 1 is already short", function()

@@ -291,15 +291,18 @@ local function check_page(doc, res, method, path)
 end
 M.check_page = check_page
 
--- The most pages a listing may ask for: a NumberOfPages outside 0 ..
--- MAX_PAGES (or not an integer) is a protocol error, not a number to trust.
-local MAX_PAGES = 2^31 - 1
+-- The most pages a listing may ask for (the pager's own limit): a
+-- NumberOfPages outside 0 .. MAX_PAGES (or not an integer) is a protocol
+-- error, not a number to trust.
+local MAX_PAGES = 1000000000
 
--- How many pages a listing reads, from page 1's Pagination: NumberOfPages,
--- never more than NumberOfItems / PageSize allows, and 1 when page 1 is
--- already short (fewer items than the page size: nothing follows it).
--- requested is the pageSize the listing asked for. Raises kind protocol on
--- figures that are not counts.
+-- How many pages a listing reads, and the page size it measures pages by,
+-- from page 1: NumberOfPages, never more than NumberOfItems allows. Page 1
+-- of several is full, so when it holds fewer items than PageSize says but
+-- NumberOfItems says there are more, its count is the server's real page
+-- size; when NumberOfItems does not say so, a short page 1 is the only
+-- page. requested is the pageSize the listing asked for. Raises kind
+-- protocol on figures that are not counts.
 local function page_count(doc, requested, res, method, path)
   local p = doc.Pagination
   local function bad(field)
@@ -316,12 +319,19 @@ local function page_count(doc, requested, res, method, path)
   if items ~= nil then
     items = math.tointeger(items)
     if not items or items < 0 or items > MAX_PAGES * 1000 then bad("NumberOfItems") end
-    if size then
-      local allowed = (items + size - 1) // size
-      if pages > allowed then pages = allowed end
+  end
+  local on_first = #doc.Items
+  if size and on_first < size then
+    if items and items > on_first and on_first > 0 then
+      size = on_first
+    else
+      pages = math.min(pages, 1)
     end
   end
-  if size and #doc.Items < size then pages = math.min(pages, 1) end
+  if items and size then
+    local allowed = (items + size - 1) // size
+    if pages > allowed then pages = allowed end
+  end
   if pages < 1 then pages = 1 end
   return pages, size
 end
@@ -329,11 +339,10 @@ M.page_count = page_count
 
 -- Guids of orders on the pages around the one being read. An order that
 -- moves between pages while the listing runs (it changed, and the server
--- sorts by a changing field) shows up again on the next page: it is not
--- handed out twice. A page whose every order was already handed out is a
--- server that ignores the page number (or repeats a page), and the listing
--- stops with kind protocol instead of reading the same orders over and over.
--- Bounded memory: a listing of 100,000 orders keeps two pages of Guids.
+-- sorts by a changing field) shows up again on a later page: it is not
+-- handed out twice. (A server that ignores the page number is caught by the
+-- PageNumber it answers, in the listing.) Bounded memory: a listing of
+-- 100,000 orders keeps two pages of Guids.
 -- The Guid of each item (false where it has none); a parsed page's are read
 -- from the Page without building its items.
 local function guid_list(items)
@@ -357,25 +366,30 @@ local function guids_of(items)
 end
 
 -- Returns items without those already handed out (the same table when none).
-local function drop_repeats(items, first, previous, res, path)
-  local repeated, keyed, kept = 0, 0, nil
+local function drop_repeats(items, first, previous)
+  local kept
   local guids = guid_list(items)
   for i = 1, #items do
     local g = guids[i]
-    if type(g) == "string" then keyed = keyed + 1 end
     if type(g) == "string" and (first[g] or previous[g]) then
-      repeated = repeated + 1
       if not kept then kept = table.move(items, 1, i - 1, 1, {}) end
     elseif kept then
       kept[#kept + 1] = items[i]
     end
   end
-  if repeated == 0 then return items end
-  if repeated == keyed then
-    error(Error.protocol(("the page repeats all %d orders, already handed out: the server is not paging")
-      :format(repeated), "GET", path, res), 0)
+  return kept or items
+end
+
+-- A page that holds items must be the page asked for: a server that answers
+-- page 1 (or another) whatever page is asked would hand out the same orders
+-- over and over.
+local function check_page_number(doc, n, res, path)
+  local got = math.tointeger(doc.Pagination.PageNumber)
+  if got and got ~= n and #doc.Items > 0 then
+    error(Error.protocol(("the server answered page %d when asked for page %d: it is not paging")
+      :format(got, n), "GET", path, res), 0)
   end
-  return kept
+  return doc
 end
 
 local function check_paging_opts(opts, default_page_size, default_concurrency)
@@ -496,22 +510,19 @@ function Client:_iterate(resource_path, query, popts, wrap)
       if not pok and Error.is(pdoc, "protocol") then
         pok, pdoc = pcall(self._refetch_page, self, path, ropts, pdoc, budget)
       end
-      local items
-      if pok then
-        pok, items = pcall(drop_repeats, pdoc.Items, first, state.previous, pres, path)
-        if not pok then pdoc = items end
-      end
+      if pok then pok, pdoc = pcall(check_page_number, pdoc, n, pres, path) end
       if not pok then
         close()
         error(pdoc, 0)
       end
-      state.items, state.i = items, 0
+      state.items, state.i = drop_repeats(pdoc.Items, first, state.previous), 0
       state.done = state.done + 1
-      if popts.progress then popts.progress(state.done, total) end
       -- An empty or short page is the end, whatever page 1 announced: the
       -- pages still in flight are cancelled and no more are asked for.
       local count = #pdoc.Items
-      if count == 0 or (size and count < size) then
+      local last = count == 0 or (size and count < size)
+      if popts.progress then popts.progress(state.done, last and state.done or total) end
+      if last then
         state.pager = nil
         p:close()
       elseif n < total then
