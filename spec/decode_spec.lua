@@ -421,3 +421,25 @@ describe("the decoder against the path it replaced", function()
     end
   end)
 end)
+
+describe("the decoder's numbers past the fast path", function()
+  it("reads an exponent past its cap through strtod, not as the capped figure", function()
+    local d = core.decoder()
+    local tiny_then_huge = "[0." .. ("0"):rep(100000) .. "1e1000005]"
+    assert.are.equal(math.huge, d:decode(tiny_then_huge)[1])
+    assert.are.equal(0.0, d:decode("[1e-1000005]")[1])
+    assert.are.equal(1.2345678901234568e+23, d:decode("[123456789012345678901234]")[1])
+  end)
+
+  it("reads decimals with a point whatever locale the host sets", function()
+    local before = os.setlocale(nil, "numeric")
+    finally(function() os.setlocale(before, "numeric") end)
+    for _, name in ipairs{ "de_DE.UTF-8", "fr_FR.UTF-8", "C.UTF-8", "C" } do
+      if os.setlocale(name, "numeric") then
+        local d = core.decoder()
+        assert.are.equal(12345678901234567890.5, d:decode("[12345678901234567890.5]")[1], name)
+        assert.are.equal(0.25, d:decode("[0.25]")[1], name)
+      end
+    end
+  end)
+end)

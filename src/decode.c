@@ -81,6 +81,7 @@ typedef struct {
     size_t luakeys;          /* ids 1..luakeys have their string in the user value */
     uint32_t first;          /* the first member's id of the last object outside any member */
     int busy;                /* a build is running: a nested decode takes a decoder of its own */
+    locale_t cloc;           /* the C locale for strtod, made when first needed */
 } unl_decoder;
 
 /* ---- buffers ------------------------------------------------------------ */
@@ -111,6 +112,8 @@ static void decoder_free(unl_decoder *d)
     free(d->keys);
     free(d->keytext);
     free(d->slots);
+    if (d->cloc != (locale_t)0)
+        freelocale(d->cloc);
     memset(d, 0, sizeof *d);
 }
 
@@ -525,9 +528,12 @@ static int read_number(parser *p, double *out)
             p->i = i;
             return fail(p, "syntax", "invalid number");
         }
-        for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+        for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
             if (e < 100000)
                 e = e * 10 + (s[i] - '0');
+            else
+                truncated = 1;   /* past the cap: strtod reads the whole text */
+        }
         exp10 += eneg ? -e : e;
     }
     p->i = i;
@@ -541,23 +547,26 @@ static int read_number(parser *p, double *out)
         *out = neg ? -v : v;
         return 0;
     } else {
-        /* strtod reads the text in the C library's locale: its decimal
-         * point replaces ours in a copy at the end of the arena. */
+        /* strtod, on a NUL-terminated copy at the end of the arena, in the
+         * C locale set for this thread alone (uselocale): whatever locale
+         * the host sets, and on the pager's parser thread too. */
         unl_decoder *d = p->d;
-        size_t n = i - start, k;
-        char *buf, point = '.';
-        const struct lconv *lc = localeconv();
-        if (lc && lc->decimal_point && lc->decimal_point[0])
-            point = lc->decimal_point[0];
+        size_t n = i - start;
+        char *buf;
+        locale_t old;
+        if (d->cloc == (locale_t)0) {
+            d->cloc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+            if (d->cloc == (locale_t)0)
+                return oom(p);
+        }
         if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
             return oom(p);
         buf = d->arena + d->arenalen;
         memcpy(buf, s + start, n);
         buf[n] = '\0';
-        for (k = 0; k < n; k++)
-            if (buf[k] == '.')
-                buf[k] = point;
+        old = uselocale(d->cloc);
         *out = strtod(buf, NULL);
+        uselocale(old);
         return 0;
     }
 }
