@@ -794,7 +794,7 @@ static int value(parser *p, uint32_t key, unsigned char info, int depth)
             return -1;
         return emit(p, T_NULL, key) ? 0 : -1;
     default: {
-        double v;
+        double v = 0.0;
         char c = p->s[p->i];
         if (c != '-' && (c < '0' || c > '9'))
             return fail(p, "syntax", "unexpected character");
