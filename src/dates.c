@@ -132,7 +132,7 @@ static int parse_dotnet(const char *s, size_t len, int64_t *ms)
 int unl_parse_date(const char *s, size_t len, int64_t *ms)
 {
     size_t i = 0;
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, frac = 0;
     if (len >= 6 && memcmp(s, "/Date(", 6) == 0)
         return parse_dotnet(s, len, ms);
     if (read_fixed(s, len, &i, 4, &y) || expect(s, len, &i, '-') ||
