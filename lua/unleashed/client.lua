@@ -357,18 +357,18 @@ local function guid_list(items)
   return out
 end
 
-local function guids_of(items)
+local function set_of(guids)
   local set = {}
-  for _, g in ipairs(guid_list(items)) do
+  for _, g in ipairs(guids) do
     if g then set[g] = true end
   end
   return set
 end
 
--- Returns items without those already handed out (the same table when none).
-local function drop_repeats(items, first, previous)
+-- Returns items without those already handed out (the same table when
+-- none); guids is guid_list(items), read once per page.
+local function drop_repeats(items, guids, first, previous)
   local kept
-  local guids = guid_list(items)
   for i = 1, #items do
     local g = guids[i]
     if type(g) == "string" and (first[g] or previous[g]) then
@@ -460,7 +460,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
   local total, size = page_count(doc, query.pageSize, res, "GET", resource_path)
   if popts.progress then popts.progress(1, total) end
 
-  local first = total > 1 and guids_of(doc.Items) or nil
+  local first = total > 1 and set_of(guid_list(doc.Items)) or nil
   local state = { items = doc.Items, i = 0, done = 1, previous = first }
   local page_format = resource_path .. "/Page/%d"
   if total > 1 then
@@ -515,7 +515,8 @@ function Client:_iterate(resource_path, query, popts, wrap)
         close()
         error(pdoc, 0)
       end
-      state.items, state.i = drop_repeats(pdoc.Items, first, state.previous), 0
+      local guids = guid_list(pdoc.Items)
+      state.items, state.i = drop_repeats(pdoc.Items, guids, first, state.previous), 0
       state.done = state.done + 1
       -- An empty or short page is the end, whatever page 1 announced: the
       -- pages still in flight are cancelled and no more are asked for.
@@ -526,7 +527,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
         state.pager = nil
         p:close()
       elseif n < total then
-        state.previous = guids_of(pdoc.Items)
+        state.previous = set_of(guids)
       end
     end
   end
