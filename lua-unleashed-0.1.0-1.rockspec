@@ -37,6 +37,7 @@ build = {
                   "src/core.c",
                   "src/dates.c",
                   "src/decode.c",
+                  "src/encode.c",
                   "src/pager.c",
                   "src/query.c",
                   "src/retry.c",

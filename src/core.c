@@ -42,6 +42,7 @@ UNLEASHED_API int luaopen_unleashed_core(lua_State *L)
     lua_setfield(L, -2, "version");
     unl_open_codec(L);
     unl_open_decode(L);
+    unl_open_encode(L);
     unl_open_client(L);
     unl_open_clock(L);
     return 1;

@@ -47,5 +47,6 @@ void unl_open_codec(lua_State *L);   /* encode_query, normalize, date helpers */
 void unl_open_client(lua_State *L);  /* new_client, Client and Pager types */
 void unl_open_clock(lua_State *L);
 void unl_open_decode(lua_State *L);  /* decoder: response bytes to Lua tables */   /* now_ms, block_signals, unblock_signals, wait_signal */
+void unl_open_encode(lua_State *L);  /* encode_json: the mirror's order JSON */
 
 #endif

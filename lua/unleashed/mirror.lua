@@ -16,7 +16,7 @@
 -- The schema is in docs/reference.md ("The mirror's schema").
 local sqlite = require "unleashed.sqlite"
 local changes = require "unleashed.changes"
-local cjson_module = require "cjson"
+local core = require "unleashed.core"
 
 local M = {}
 
@@ -24,20 +24,17 @@ M.SCHEMA_VERSION = "1"
 -- The SQLite header's application_id of a mirror ("UNLM"): what tells a
 -- mirror from another application's database before anything is written.
 M.APPLICATION_ID = 0x554E4C4D
+-- Set on every open for writing (why: Mirror's _setup).
+M.PRAGMAS = "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+  .. "PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 4096"
 M.BUSY_MS = 2000        -- how long to wait for another writer before saying "locked"
 
--- A private cjson instance for the orders' JSON: 14 significant digits (its
--- most) write every amount below 10^10 with 4 decimal places as it was sent.
-local cjson = cjson_module.new()
-cjson.encode_number_precision(14)
-cjson.encode_sparse_array(true)
-
--- Collections of the API that are arrays even when empty: cjson writes an
--- empty table as {}, which these become [] again.
-local EMPTY_ARRAYS = {}
+-- Collections of the API that are arrays even when empty (an empty Lua
+-- table is otherwise written as an object).
+M.ARRAYS = {}
 for _, name in ipairs{ "PurchaseOrderLines", "PendingBatchNumbers", "PendingSerialNumbers", "BatchNumbers",
                        "SerialNumbers", "SalesOrders" } do
-  EMPTY_ARRAYS[#EMPTY_ARRAYS + 1] = { '"' .. name .. '":{}', #name + 3 }
+  M.ARRAYS[name] = true
 end
 
 M.SCHEMA = [[
@@ -272,8 +269,7 @@ function M._setup(self)
   -- table and found through a small index, the Guids' random order costing
   -- only the index; 32 MiB of page cache hold the indexes of a large
   -- account; the WAL is copied back every 64 MiB rather than every 16.
-  try(self, "opening it", db.exec, db, "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; "
-    .. "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 4096")
+  try(self, "opening it", db.exec, db, M.PRAGMAS)
   try(self, "making its tables", db.exec, db, "BEGIN IMMEDIATE;" .. M.SCHEMA)
   local st = try(self, "reading its version", db.prepare, db, "SELECT value FROM mirror_meta WHERE key = ?")
   local version = try(self, "reading its version", st.first, st, "schema_version")
@@ -372,24 +368,15 @@ local function field(t, a, b)
 end
 
 -- The order's JSON as the library hands it out (dates ISO 8601 UTC, null
--- fields left out); collections stay arrays when empty.
-local find, sub = string.find, string.sub
-local function order_json(po)
-  local s = cjson.encode(po)
-  if not find(s, "{}", 1, true) then return s end
-  for _, e in ipairs(EMPTY_ARRAYS) do
-    local text, keep = e[1], e[2]
-    local i = find(s, text, 1, true)
-    while i do
-      s = sub(s, 1, i + keep - 1) .. "[]" .. sub(s, i + keep + 2)
-      i = find(s, text, i + keep, true)
-    end
-  end
-  return s
+-- fields left out, every number exactly as decoded); collections stay
+-- arrays when empty. Written by the core (src/encode.c).
+local encode_json = core.encode_json
+function M.order_json(po)
+  return encode_json(po, M.ARRAYS)
 end
-M.order_json = order_json
 
-function Mirror:_write_order(po, lmo)
+-- held: the order is in the mirror already (its old lines go).
+function Mirror:_write_order(po, lmo, held)
   local st = self.st
   local g = po.Guid
   st.upsert:run(g, field(po, "OrderNumber") or "", field(po, "OrderStatus") or "",
@@ -401,7 +388,7 @@ function Mirror:_write_order(po, lmo)
     field(po, "SubTotal"), field(po, "TaxTotal"), field(po, "Total"), field(po, "BCSubTotal"),
     field(po, "BCTaxTotal"), field(po, "BCTotal"), field(po, "CreatedOn"), field(po, "LastModifiedOn"), lmo,
     M.order_json(po))
-  st.delete_lines:run(g)
+  if held then st.delete_lines:run(g) end
   local lines = po.PurchaseOrderLines
   if type(lines) == "table" then
     local insert = st.insert_line
@@ -417,27 +404,31 @@ function Mirror:_write_order(po, lmo)
   end
 end
 
-function Mirror:_write_costs(g, list)
+function Mirror:_write_costs(g, list, held)
   local st = self.st
-  st.delete_costs:run(g)
+  if held then st.delete_costs:run(g) end
   for i, c in ipairs(list or {}) do
     st.insert_cost:run(g, i, field(c, "Reference"), field(c, "Supplier", "SupplierCode"),
       field(c, "Currency"), field(c, "Cost"), field(c, "TaxCost"), field(c, "TotalCost"),
       field(c, "BCTotalCost"), field(c, "CostDate"), field(c, "DistributionMethod"),
-      type(c.Receipted) == "boolean" and (c.Receipted and 1 or 0) or nil, cjson.encode(c))
+      type(c.Receipted) == "boolean" and (c.Receipted and 1 or 0) or nil, encode_json(c))
   end
 end
 
 -- Writes the orders of one page that the mirror does not hold at this
 -- LastModifiedOn, in one transaction. Returns how many were written.
 function Mirror:_write_page(orders, force, costs_of, listed)
-  local todo = {}
+  local todo, in_page = {}, {}
   local modified = self.st.modified
   for _, po in ipairs(orders) do
     local lmo = changes.modified_ms(po)
     if listed then listed:run(po.Guid) end
     local have = try(self, "reading it", modified.first, modified, po.Guid)
-    if force or have == nil or have < lmo then todo[#todo + 1] = { po, lmo } end
+    if force or have == nil or have < lmo then
+      -- held: in the mirror, or written earlier in this page (its lines go first)
+      todo[#todo + 1] = { po, lmo, have ~= nil or in_page[po.Guid] ~= nil }
+      in_page[po.Guid] = true
+    end
   end
   if #todo == 0 then return 0 end
   -- Costs are read before the transaction: no lock is held across a call.
@@ -451,8 +442,8 @@ function Mirror:_write_page(orders, force, costs_of, listed)
   try(self, "writing a page", db.exec, db, "BEGIN IMMEDIATE")
   local ok, err = pcall(function()
     for i, t in ipairs(todo) do
-      self:_write_order(t[1], t[2])
-      if costs_of then self:_write_costs(t[1].Guid, costs[i]) end
+      self:_write_order(t[1], t[2], t[3])
+      if costs_of then self:_write_costs(t[1].Guid, costs[i], t[3]) end
     end
   end)
   if ok then ok, err = pcall(db.exec, db, "COMMIT") end
