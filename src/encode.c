@@ -2,9 +2,10 @@
  * the mirror keeps each order (its `json` column). Numbers are written
  * exactly: a float as the shortest decimal of at most 6 places that reads
  * back as the same double (what the API sends: 12.34, 0.1, 1500), else with
- * the fewest significant digits (15 to 17) that read back as it; an integer as an integer. cjson's 14 digits lost
- * amounts, and formatting every number through printf cost most of the
- * mirror's time per order.
+ * the fewest significant digits (15 to 17) that read back as it
+ * (unl_format_float, as query values are written); an integer as an
+ * integer. cjson's 14 digits lost amounts, and formatting every number
+ * through printf cost most of the mirror's time per order.
  *
  * A table whose keys are 1..n is an array; any other table is an object
  * (number keys written as strings, as cjson does). An empty table is an
@@ -171,16 +172,7 @@ static void put_number(encoder *e, lua_Number v)
             return;
         }
     }
-    /* the fewest significant digits that read back as v (the text and
-     * strtod both in the current locale, whose decimal comma becomes a point) */
-    for (k = 15; k <= 17; k++) {
-        n = (size_t)snprintf(out, sizeof out, "%.*g", k, (double)v);
-        if (k == 17 || strtod(out, NULL) == (double)v)
-            break;
-    }
-    for (k = 0; k < (int)n; k++)
-        if (out[k] == ',')
-            out[k] = '.';   /* a locale's decimal comma */
+    n = unl_format_float((double)v, out, sizeof out);
     put(e, out, n);
 }
 

@@ -37,6 +37,9 @@ int unl_parse_date(const char *s, size_t len, int64_t *ms);
  * (24 for years 0..9999), or 0 when ms is out of that range. */
 #define UNL_ISO_MAX 32
 size_t unl_format_iso(int64_t ms, char out[UNL_ISO_MAX]);
+/* The shortest "%.15g" to "%.17g" of d that reads back as d, with '.' for
+ * the locale's decimal separator; 0 when it does not fit size (query.c). */
+size_t unl_format_float(double d, char *out, size_t size);
 /* Retry-After: delta-seconds or an HTTP date (IMF-fixdate, RFC 850, asctime).
  * Sets *seconds to the wait from now (0 for a date in the past). Returns 0, or
  * -1 when the value is neither form. */

@@ -13,7 +13,7 @@
 /* Shortest "%.Ng" that reads back to the same double. snprintf and strtod
  * share the C library's locale, so the round-trip check is consistent; the
  * decimal separator is then rewritten to '.' whatever the locale says. */
-static size_t format_float(double d, char *out, size_t size)
+size_t unl_format_float(double d, char *out, size_t size)
 {
     int prec, n = 0;
     size_t i, o;
@@ -74,7 +74,7 @@ static void push_value_text(lua_State *L, int idx, const char *key)
                  * which "%.0f" prints digit for digit. */
                 n = (size_t)snprintf(num, sizeof num, "%.0f", d);
             } else {
-                n = format_float(d, num, sizeof num);
+                n = unl_format_float(d, num, sizeof num);
             }
             if (n == 0 || n >= sizeof num)
                 luaL_error(L, "query: key \"%s\": number cannot be formatted", key);
