@@ -55,8 +55,8 @@ build = {
       libdirs = { "$(MICROHTTPD_LIBDIR)" },
     },
     ["unleashed.sqlite"] = {
-      sources = { "sqlite/sqlite.c" },
-      libraries = { "sqlite3" },
+      sources = { "sqlite/sqlite.c", "sqlite/writer.c", "src/encode.c" },
+      libraries = { "sqlite3", "pthread" },
       incdirs = { "src", "$(SQLITE_INCDIR)" },
       libdirs = { "$(SQLITE_LIBDIR)" },
     },

@@ -31,15 +31,11 @@
 
 #include "unleashed.h"
 
-#define DB_MT "unleashed.sqlite.Database"
+#include "binding.h"
+
 #define STMT_MT "unleashed.sqlite.Statement"
-#define ERROR_MT "unleashed.sqlite.Error"
 
 UNLEASHED_API int luaopen_unleashed_sqlite(lua_State *L);
-
-typedef struct {
-    sqlite3 *db;
-} db_box;
 
 typedef struct {
     sqlite3_stmt *stmt;
@@ -86,7 +82,7 @@ static int error_tostring(lua_State *L)
 
 /* Raises { code, name, message }. message is copied before anything that
  * could change SQLite's error state. */
-static int raise_error(lua_State *L, int code, const char *message)
+int unl_sqlite_raise(lua_State *L, int code, const char *message)
 {
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, code);
@@ -99,19 +95,28 @@ static int raise_error(lua_State *L, int code, const char *message)
     return lua_error(L);
 }
 
-static int raise_db_error(lua_State *L, sqlite3 *db, int rc)
+int unl_sqlite_raise_db(lua_State *L, sqlite3 *db, int rc)
 {
     int code = db ? sqlite3_extended_errcode(db) : rc;
     if ((code & 0xff) != (rc & 0xff)) code = rc;
-    return raise_error(L, code, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return unl_sqlite_raise(L, code, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
 /* ---- connections ------------------------------------------------------------ */
+
+/* A connection whose writer has a page in hand is the writer's alone
+ * (SQLITE_OPEN_NOMUTEX: one thread at a time). */
+static void check_idle(lua_State *L, const db_box *b)
+{
+    if (b->writer && unl_writer_busy(b->writer))
+        luaL_error(L, "sqlite: the database is being written by its writer (writer:wait() first)");
+}
 
 static db_box *check_db(lua_State *L, int idx)
 {
     db_box *b = (db_box *)luaL_checkudata(L, idx, DB_MT);
     if (b->db == NULL) luaL_error(L, "sqlite: the database is closed");
+    check_idle(L, b);
     return b;
 }
 
@@ -150,6 +155,7 @@ static int l_open(lua_State *L)
     /* The box first, so that a failure below leaks nothing. */
     b = (db_box *)lua_newuserdatauv(L, sizeof *b, 0);
     b->db = NULL;
+    b->writer = NULL;
     luaL_setmetatable(L, DB_MT);
     flags = SQLITE_OPEN_NOMUTEX | (readonly ? SQLITE_OPEN_READONLY
                                             : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0));
@@ -160,7 +166,7 @@ static int l_open(lua_State *L)
         snprintf(message, sizeof message, "%s: %s", path, b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
         sqlite3_close_v2(b->db);
         b->db = NULL;
-        return raise_error(L, code, message);
+        return unl_sqlite_raise(L, code, message);
     }
     sqlite3_extended_result_codes(b->db, 1);
     if (busy_ms > 0) sqlite3_busy_timeout(b->db, (int)busy_ms);
@@ -176,7 +182,7 @@ static int db_exec(lua_State *L)
     if (rc != SQLITE_OK) {
         lua_pushstring(L, msg ? msg : sqlite3_errmsg(b->db));
         sqlite3_free(msg);
-        return raise_error(L, sqlite3_extended_errcode(b->db) ? sqlite3_extended_errcode(b->db) : rc,
+        return unl_sqlite_raise(L, sqlite3_extended_errcode(b->db) ? sqlite3_extended_errcode(b->db) : rc,
                            lua_tostring(L, -1));
     }
     return 0;
@@ -219,10 +225,10 @@ static int db_prepare(lua_State *L)
     lua_setiuservalue(L, -2, 1);
     luaL_argcheck(L, len < 0x7fffffff, 2, "SQL text too long");
     rc = sqlite3_prepare_v3(b->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &s->stmt, &tail);
-    if (rc != SQLITE_OK) return raise_db_error(L, b->db, rc);
-    if (s->stmt == NULL) return raise_error(L, SQLITE_MISUSE, "the text holds no SQL statement");
+    if (rc != SQLITE_OK) return unl_sqlite_raise_db(L, b->db, rc);
+    if (s->stmt == NULL) return unl_sqlite_raise(L, SQLITE_MISUSE, "the text holds no SQL statement");
     if (!only_comments(tail, (size_t)(sql + len - tail))) {
-        return raise_error(L, SQLITE_MISUSE, "the text holds more than one SQL statement");
+        return unl_sqlite_raise(L, SQLITE_MISUSE, "the text holds more than one SQL statement");
     }
     return 1;
 }
@@ -237,6 +243,7 @@ static int db_changes(lua_State *L)
 static int db_close(lua_State *L)
 {
     db_box *b = (db_box *)luaL_checkudata(L, 1, DB_MT);
+    if (b->writer != NULL) unl_writer_shutdown(b->writer);   /* its page done, its statements gone */
     if (b->db != NULL) {
         sqlite3_close_v2(b->db);       /* open statements keep it a zombie until they finalize */
         b->db = NULL;
@@ -260,6 +267,7 @@ static stmt_box *check_stmt(lua_State *L, int idx)
     stmt_box *s = (stmt_box *)luaL_checkudata(L, idx, STMT_MT);
     if (s->stmt == NULL) luaL_error(L, "sqlite: the statement is closed");
     if (s->owner->db == NULL) luaL_error(L, "sqlite: the database is closed");
+    check_idle(L, s->owner);
     return s;
 }
 
@@ -309,7 +317,7 @@ static void bind_args(lua_State *L, stmt_box *s, int first, int copy)
     }
     if (rc != SQLITE_OK) {
         clear(st);
-        raise_db_error(L, s->owner->db, rc);
+        unl_sqlite_raise_db(L, s->owner->db, rc);
     }
 }
 
@@ -343,7 +351,7 @@ static int step(lua_State *L, stmt_box *s)
         lua_pushstring(L, sqlite3_errmsg(s->owner->db));
         clear(s->stmt);
         if ((code & 0xff) != (rc & 0xff)) code = rc;
-        return raise_error(L, code, lua_tostring(L, -1));
+        return unl_sqlite_raise(L, code, lua_tostring(L, -1));
     }
     return rc;
 }
@@ -447,6 +455,7 @@ UNLEASHED_API int luaopen_unleashed_sqlite(lua_State *L)
         {"exec", db_exec},
         {"prepare", db_prepare},
         {"changes", db_changes},
+        {"writer", unl_sqlite_writer},
         {"close", db_close},
         {NULL, NULL}
     };
@@ -488,6 +497,7 @@ UNLEASHED_API int luaopen_unleashed_sqlite(lua_State *L)
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
+    unl_writer_register(L);
     lua_newtable(L);
     lua_pushcfunction(L, l_open);
     lua_setfield(L, -2, "open");

@@ -7,10 +7,16 @@ SQLITE_SO     := $(BUILD)/unleashed/sqlite.so
 
 all: $(SQLITE_SO)
 
-$(BUILD)/obj/sqlite/%.o: sqlite/%.c src/unleashed.h
+$(BUILD)/obj/sqlite/%.o: sqlite/%.c sqlite/binding.h src/unleashed.h src/json_encode.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) $(SQLITE_CFLAGS) -Isrc -c $< -o $@
 
-$(SQLITE_SO): $(BUILD)/obj/sqlite/sqlite.o
+# The writer puts each order's JSON into its page with the core's encoder:
+# the same source, compiled into this module too.
+$(BUILD)/obj/sqlite/encode.o: src/encode.c src/json_encode.h
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(SQLITE_LIBS)
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Isrc -c $< -o $@
+
+$(SQLITE_SO): $(BUILD)/obj/sqlite/sqlite.o $(BUILD)/obj/sqlite/writer.o $(BUILD)/obj/sqlite/encode.o
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(SQLITE_LIBS) -lpthread

@@ -21,21 +21,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include <lauxlib.h>
+
+#include "json_encode.h"
 
 #define UNL_ENCODE_MAX_DEPTH 100
 #define JBUF_MT "unleashed.JsonBuffer"
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} jbuf;
+typedef unl_jbuf jbuf;
 
 typedef struct {
     lua_State *L;
     jbuf *b;
     int arrays;   /* stack index of the collections' names, or 0 */
 } encoder;
+
+/* Shortest "%.Ng" that reads back to the same double. snprintf and strtod
+ * share the C library's locale, so the round-trip check is consistent; the
+ * decimal separator is then rewritten to '.' whatever the locale says. */
+size_t unl_format_float(double d, char *out, size_t size)
+{
+    int prec, n = 0;
+    size_t i, o;
+    for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, size, "%.*g", prec, d);
+        if (n > 0 && (size_t)n < size && strtod(out, NULL) == d)
+            break;
+    }
+    if (n <= 0 || (size_t)n >= size)
+        return 0;
+    for (i = 0, o = 0; i < (size_t)n; i++) {
+        char c = out[i];
+        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' || c == 'E')
+            out[o++] = c;
+        else if (o == 0 || out[o - 1] != '.')
+            out[o++] = '.';     /* a (possibly multi-byte) locale separator */
+    }
+    out[o] = '\0';
+    return o;
+}
+
 
 static int jbuf_gc(lua_State *L)
 {
@@ -96,36 +121,42 @@ static const unsigned char PLAIN[256] = {
 #undef ROW16
 };
 
+/* The room is made once for the longest text s can become (every byte
+ * written as \u00XX), then bytes are copied without further checks. */
 static void put_string(encoder *e, const char *s, size_t n)
 {
-    size_t i = 0, run;
-    put_char(e, '"');
-    while (i < n) {
-        for (run = i; run < n && PLAIN[(unsigned char)s[run]]; run++)
-            ;
-        if (run > i)
-            put(e, s + i, run - i);
-        if (run == n)
-            break;
-        {
-            unsigned char c = (unsigned char)s[run];
-            char esc[8];
-            switch (c) {
-            case '"': put(e, "\\\"", 2); break;
-            case '\\': put(e, "\\\\", 2); break;
-            case '\n': put(e, "\\n", 2); break;
-            case '\r': put(e, "\\r", 2); break;
-            case '\t': put(e, "\\t", 2); break;
-            case '\b': put(e, "\\b", 2); break;
-            case '\f': put(e, "\\f", 2); break;
-            default:
-                snprintf(esc, sizeof esc, "\\u%04x", c);
-                put(e, esc, 6);
-            }
+    static const char HEX[] = "0123456789abcdef";
+    char *o, *start;
+    size_t i;
+    if (n > (SIZE_MAX - 2) / 6)
+        luaL_error(e->L, "encode_json: the text is too large");
+    start = o = room(e, 6 * n + 2);
+    *o++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (PLAIN[c]) {
+            *o++ = (char)c;
+            continue;
         }
-        i = run + 1;
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = HEX[c >> 4];
+            *o++ = HEX[c & 15];
+        }
     }
-    put_char(e, '"');
+    *o++ = '"';
+    e->b->len += (size_t)(o - start);
 }
 
 static const double POW10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6 };
@@ -297,9 +328,17 @@ static void value(encoder *e, int idx, int depth, int as_array)
     }
 }
 
-static int l_encode_json(lua_State *L)
+void unl_json_encode(lua_State *L, int idx, int arrays, unl_jbuf *b)
 {
     encoder e;
+    e.L = L;
+    e.b = b;
+    e.arrays = arrays;
+    value(&e, lua_absindex(L, idx), 0, 0);
+}
+
+static int l_encode_json(lua_State *L)
+{
     jbuf *b;
     luaL_checkany(L, 1);
     if (!lua_isnoneornil(L, 2))
@@ -313,10 +352,7 @@ static int l_encode_json(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
-    e.L = L;
-    e.b = b;
-    e.arrays = lua_istable(L, 2) ? 2 : 0;
-    value(&e, 1, 0, 0);
+    unl_json_encode(L, 1, lua_istable(L, 2) ? 2 : 0, b);
     lua_pushlstring(L, b->p ? b->p : "", b->len);
     free(b->p);
     b->p = NULL;

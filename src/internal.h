@@ -37,9 +37,7 @@ int unl_parse_date(const char *s, size_t len, int64_t *ms);
  * (24 for years 0..9999), or 0 when ms is out of that range. */
 #define UNL_ISO_MAX 32
 size_t unl_format_iso(int64_t ms, char out[UNL_ISO_MAX]);
-/* The shortest "%.15g" to "%.17g" of d that reads back as d, with '.' for
- * the locale's decimal separator; 0 when it does not fit size (query.c). */
-size_t unl_format_float(double d, char *out, size_t size);
+#include "json_encode.h"   /* unl_format_float, shared with the query encoder */
 /* Retry-After: delta-seconds or an HTTP date (IMF-fixdate, RFC 850, asctime).
  * Sets *seconds to the wait from now (0 for a date in the past). Returns 0, or
  * -1 when the value is neither form. */
@@ -50,6 +48,5 @@ void unl_open_codec(lua_State *L);   /* encode_query, normalize, date helpers */
 void unl_open_client(lua_State *L);  /* new_client, Client and Pager types */
 void unl_open_clock(lua_State *L);
 void unl_open_decode(lua_State *L);  /* decoder: response bytes to Lua tables */   /* now_ms, block_signals, unblock_signals, wait_signal */
-void unl_open_encode(lua_State *L);  /* encode_json: the mirror's order JSON */
 
 #endif

@@ -10,31 +10,6 @@
 
 /* ---- values ------------------------------------------------------------ */
 
-/* Shortest "%.Ng" that reads back to the same double. snprintf and strtod
- * share the C library's locale, so the round-trip check is consistent; the
- * decimal separator is then rewritten to '.' whatever the locale says. */
-size_t unl_format_float(double d, char *out, size_t size)
-{
-    int prec, n = 0;
-    size_t i, o;
-    for (prec = 15; prec <= 17; prec++) {
-        n = snprintf(out, size, "%.*g", prec, d);
-        if (n > 0 && (size_t)n < size && strtod(out, NULL) == d)
-            break;
-    }
-    if (n <= 0 || (size_t)n >= size)
-        return 0;
-    for (i = 0, o = 0; i < (size_t)n; i++) {
-        char c = out[i];
-        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' || c == 'E')
-            out[o++] = c;
-        else if (o == 0 || out[o - 1] != '.')
-            out[o++] = '.';     /* a (possibly multi-byte) locale separator */
-    }
-    out[o] = '\0';
-    return o;
-}
-
 /* 2^63 as a double: integral floats below it in magnitude fit lua_Integer. */
 #define TWO_POW_63 9223372036854775808.0
 

@@ -303,6 +303,33 @@ function Mirror:_discard()
   end
 end
 
+-- The statements a sync writes through (the writer takes the same text).
+M.SQL = {
+  lookup = "SELECT last_modified_ms FROM orders WHERE guid = ?",
+  upsert = [[INSERT INTO orders (guid, order_number, status, custom_status, supplier_code,
+      supplier_name, warehouse_code, warehouse_name, currency, exchange_rate, order_date, delivery_date,
+      received_date, completed_date, supplier_ref, sub_total, tax_total, total, bc_sub_total, bc_tax_total,
+      bc_total, created_on, last_modified_on, last_modified_ms, json)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (guid) DO UPDATE SET order_number = excluded.order_number, status = excluded.status,
+      custom_status = excluded.custom_status, supplier_code = excluded.supplier_code,
+      supplier_name = excluded.supplier_name, warehouse_code = excluded.warehouse_code,
+      warehouse_name = excluded.warehouse_name, currency = excluded.currency,
+      exchange_rate = excluded.exchange_rate, order_date = excluded.order_date,
+      delivery_date = excluded.delivery_date, received_date = excluded.received_date,
+      completed_date = excluded.completed_date, supplier_ref = excluded.supplier_ref,
+      sub_total = excluded.sub_total, tax_total = excluded.tax_total, total = excluded.total,
+      bc_sub_total = excluded.bc_sub_total, bc_tax_total = excluded.bc_tax_total,
+      bc_total = excluded.bc_total, created_on = excluded.created_on,
+      last_modified_on = excluded.last_modified_on, last_modified_ms = excluded.last_modified_ms,
+      json = excluded.json]],
+  delete_lines = "DELETE FROM lines WHERE order_guid = ?",
+  insert_line = [[INSERT INTO lines (order_guid, guid, line_number, product_code, product_description,
+      unit, order_quantity, receipt_quantity, unit_price, discount_rate, line_total, line_tax, tax_code,
+      delivery_date, comments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]],
+  listed = "INSERT OR IGNORE INTO temp.listed (guid) VALUES (?)",
+}
+
 function Mirror:_prepare()
   local db = self.db
   local function prep(sql) return try(self, "preparing a statement", db.prepare, db, sql) end
@@ -310,28 +337,10 @@ function Mirror:_prepare()
     meta_get = prep("SELECT value FROM mirror_meta WHERE key = ?"),
     meta_set = prep("INSERT INTO mirror_meta (key, value) VALUES (?, ?) "
                     .. "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
-    modified = prep("SELECT last_modified_ms FROM orders WHERE guid = ?"),
-    upsert = prep([[INSERT INTO orders (guid, order_number, status, custom_status, supplier_code,
-        supplier_name, warehouse_code, warehouse_name, currency, exchange_rate, order_date, delivery_date,
-        received_date, completed_date, supplier_ref, sub_total, tax_total, total, bc_sub_total, bc_tax_total,
-        bc_total, created_on, last_modified_on, last_modified_ms, json)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-      ON CONFLICT (guid) DO UPDATE SET order_number = excluded.order_number, status = excluded.status,
-        custom_status = excluded.custom_status, supplier_code = excluded.supplier_code,
-        supplier_name = excluded.supplier_name, warehouse_code = excluded.warehouse_code,
-        warehouse_name = excluded.warehouse_name, currency = excluded.currency,
-        exchange_rate = excluded.exchange_rate, order_date = excluded.order_date,
-        delivery_date = excluded.delivery_date, received_date = excluded.received_date,
-        completed_date = excluded.completed_date, supplier_ref = excluded.supplier_ref,
-        sub_total = excluded.sub_total, tax_total = excluded.tax_total, total = excluded.total,
-        bc_sub_total = excluded.bc_sub_total, bc_tax_total = excluded.bc_tax_total,
-        bc_total = excluded.bc_total, created_on = excluded.created_on,
-        last_modified_on = excluded.last_modified_on, last_modified_ms = excluded.last_modified_ms,
-        json = excluded.json]]),
-    delete_lines = prep("DELETE FROM lines WHERE order_guid = ?"),
-    insert_line = prep([[INSERT INTO lines (order_guid, guid, line_number, product_code, product_description,
-        unit, order_quantity, receipt_quantity, unit_price, discount_rate, line_total, line_tax, tax_code,
-        delivery_date, comments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]]),
+    modified = prep(M.SQL.lookup),
+    upsert = prep(M.SQL.upsert),
+    delete_lines = prep(M.SQL.delete_lines),
+    insert_line = prep(M.SQL.insert_line),
     delete_costs = prep("DELETE FROM costs WHERE order_guid = ?"),
     insert_cost = prep([[INSERT INTO costs (order_guid, position, reference, supplier_code, currency, cost,
         tax_cost, total_cost, bc_total_cost, cost_date, distribution_method, receipted, json)
@@ -375,33 +384,74 @@ function M.order_json(po)
   return encode_json(po, M.ARRAYS)
 end
 
+-- Where the upsert's and the line insert's values come from, in their
+-- columns' order (sqlite/writer.c reads the same lists): a member, a member
+-- of a member, the order's Guid, its LastModifiedOn in ms, its JSON. A
+-- missing member, or a table, is NULL; "|" makes NULL an empty text, "#"
+-- makes an integral number an integer.
+M.SHAPE = {
+  order = { "Guid", "OrderNumber|", "OrderStatus|", "CustomOrderStatus", "Supplier.SupplierCode",
+            "Supplier.SupplierName", "Warehouse.WarehouseCode", "Warehouse.WarehouseName",
+            "Currency.CurrencyCode", "ExchangeRate", "OrderDate", "DeliveryDate", "ReceivedDate",
+            "CompletedDate", "SupplierRef", "SubTotal", "TaxTotal", "Total", "BCSubTotal", "BCTaxTotal",
+            "BCTotal", "CreatedOn", "LastModifiedOn", "=modified", "=json" },
+  lines = "PurchaseOrderLines",
+  line = { "=guid", "Guid", "LineNumber#", "Product.ProductCode", "Product.ProductDescription",
+           "UnitOfMeasure.Name", "OrderQuantity", "ReceiptQuantity", "UnitPrice", "DiscountRate", "LineTotal",
+           "LineTax", "LineTaxCode", "DeliveryDate", "Comments" },
+  arrays = M.ARRAYS,
+}
+
+-- The same lists read in Lua, for the pages written here (with costs).
+local SQL_TYPES = { string = true, number = true, boolean = true }
+local function compile(list)
+  local out = {}
+  for i, src in ipairs(list) do
+    local name, flags = src:match("^([^|#]+)([|#]*)$")
+    local a, b = name:match("^([^.]+)%.(.+)$")
+    out[i] = { special = name:match("^=(%a+)$"), a = a or name, b = b, empty = flags:find("|", 1, true),
+               integer = flags:find("#", 1, true) }
+  end
+  return out
+end
+local ORDER_VALUES, LINE_VALUES = compile(M.SHAPE.order), compile(M.SHAPE.line)
+
+local function row_values(cols, t, guid, lmo, json)
+  local out = {}
+  for i, c in ipairs(cols) do
+    local v
+    if c.special == "guid" then v = guid
+    elseif c.special == "modified" then v = lmo
+    elseif c.special == "json" then v = json
+    else
+      v = rawget(t, c.a)
+      if c.b then v = type(v) == "table" and rawget(v, c.b) or nil end
+      if not SQL_TYPES[type(v)] then v = nil end
+      if c.integer and math.type(v) == "float" then v = math.tointeger(v) or v end
+      if v == nil and c.empty then v = "" end
+    end
+    out[i] = v
+  end
+  return table.unpack(out, 1, #cols)
+end
+
+-- Calls fn(line) for each of the order's lines that has a Guid.
+local function each_line(po, fn)
+  local lines = rawget(po, M.SHAPE.lines)
+  if type(lines) ~= "table" then return end
+  for _, l in ipairs(lines) do
+    if type(l) == "table" and type(rawget(l, "Guid")) == "string" then fn(l) end
+  end
+end
+
 -- held: the order is in the mirror already (its old lines go).
 function Mirror:_write_order(po, lmo, held)
   local st = self.st
   local g = po.Guid
-  st.upsert:run(g, field(po, "OrderNumber") or "", field(po, "OrderStatus") or "",
-    field(po, "CustomOrderStatus"), field(po, "Supplier", "SupplierCode"),
-    field(po, "Supplier", "SupplierName"), field(po, "Warehouse", "WarehouseCode"),
-    field(po, "Warehouse", "WarehouseName"), field(po, "Currency", "CurrencyCode"), field(po, "ExchangeRate"),
-    field(po, "OrderDate"), field(po, "DeliveryDate"), field(po, "ReceivedDate"), field(po, "CompletedDate"),
-    field(po, "SupplierRef"),
-    field(po, "SubTotal"), field(po, "TaxTotal"), field(po, "Total"), field(po, "BCSubTotal"),
-    field(po, "BCTaxTotal"), field(po, "BCTotal"), field(po, "CreatedOn"), field(po, "LastModifiedOn"), lmo,
-    M.order_json(po))
+  st.upsert:run(row_values(ORDER_VALUES, po, g, lmo, M.order_json(po)))
   if held then st.delete_lines:run(g) end
-  local lines = po.PurchaseOrderLines
-  if type(lines) == "table" then
-    local insert = st.insert_line
-    for _, l in ipairs(lines) do
-      if type(l) == "table" and type(l.Guid) == "string" then
-        insert:run(g, l.Guid, math.tointeger(l.LineNumber) or field(l, "LineNumber"),
-          field(l, "Product", "ProductCode"), field(l, "Product", "ProductDescription"),
-          field(l, "UnitOfMeasure", "Name"), field(l, "OrderQuantity"), field(l, "ReceiptQuantity"),
-          field(l, "UnitPrice"), field(l, "DiscountRate"), field(l, "LineTotal"), field(l, "LineTax"),
-          field(l, "LineTaxCode"), field(l, "DeliveryDate"), field(l, "Comments"))
-      end
-    end
-  end
+  local insert = st.insert_line
+  each_line(po, function(l) insert:run(row_values(LINE_VALUES, l, g)) end)
 end
 
 function Mirror:_write_costs(g, list, held)
@@ -521,23 +571,42 @@ function Mirror:_sync(client, opts)
   if opts.costs or kept_costs then
     costs_of = function(po) return po:costs() end
   end
-  local listed
+  local listed, writer
   if opts.full then
     try(self, "listing", self.db.exec, self.db,
       "CREATE TEMP TABLE IF NOT EXISTS listed (guid TEXT PRIMARY KEY); DELETE FROM listed")
-    listed = try(self, "listing", self.db.prepare, self.db, "INSERT OR IGNORE INTO listed (guid) VALUES (?)")
+  end
+  if costs_of then
+    -- Costs are read (one call per order) only for the orders the mirror
+    -- lacks, known before the page is written: pages are written here.
+    if opts.full then listed = try(self, "listing", self.db.prepare, self.db, M.SQL.listed) end
+  else
+    -- Pages go to the writer's thread, which writes one while the listing
+    -- reads the next.
+    writer = try(self, "writing a page", self.db.writer, self.db, { lookup = M.SQL.lookup,
+      upsert = M.SQL.upsert, delete_lines = M.SQL.delete_lines, insert_line = M.SQL.insert_line,
+      listed = opts.full and M.SQL.listed or nil }, M.SHAPE)
   end
   local written, deleted = 0, 0
   local ok, err = pcall(function()
     for orders in feed:pages() do
-      local n = self:_write_page(orders, opts.full, costs_of, listed)
-      written = written + n
-      if n > 0 then
-        for _, po in ipairs(orders) do if po.OrderStatus == "Deleted" then deleted = deleted + 1 end end
+      if writer then
+        for _, po in ipairs(orders) do
+          writer:add(po, changes.modified_ms(po), po.OrderStatus == "Deleted")
+        end
+        writer:commit(opts.full)
+      else
+        local n = self:_write_page(orders, opts.full, costs_of, listed)
+        written = written + n
+        if n > 0 then
+          for _, po in ipairs(orders) do if po.OrderStatus == "Deleted" then deleted = deleted + 1 end end
+        end
       end
     end
+    if writer then written, deleted = writer:wait() end
   end)
   if listed then listed:close() end
+  if writer then writer:close() end
   if not ok then
     feed:close()
     raise(self.path, err, "writing a page")
