@@ -18,11 +18,16 @@
  * __tostring reads "sqlite: MESSAGE (NAME)". A statement is reset and its
  * bindings cleared before every return or raise, so it is ready again.
  *
+ *   db:writer(sql, shape)               -> a Writer: a sync's pages written on a
+ *                                          thread of their own (writer.c)
+ *
  * No global state: a connection and its statements belong to the lua_State
- * that opened them (SQLite is opened with SQLITE_OPEN_NOMUTEX: one thread per
- * connection). A statement keeps its connection's box alive through its user
- * value; the connection is closed with sqlite3_close_v2, so the statements
- * still open finalize safely in any order. */
+ * that opened them (SQLite is opened with SQLITE_OPEN_NOMUTEX: one thread at
+ * a time per connection; while its writer has a page in hand, the other
+ * calls here refuse the connection). A statement keeps its connection's box
+ * alive through its user value; the connection is closed with
+ * sqlite3_close_v2, so the statements still open finalize safely in any
+ * order. */
 #include <stdio.h>
 #include <string.h>
 
