@@ -34,8 +34,8 @@
  * rolled back whole; the error (an unleashed.sqlite.Error, with SQLite's
  * code) is raised by the next commit or wait, and no later page is written.
  *
- * The Lua thread fills one page while the writer's thread writes the other:
- * at most two pages are held. The connection is the writer's while it has a
+ * The Lua thread fills one page while the writer's thread writes those
+ * handed over before: at most WRITER_PAGES are held. The connection is the writer's while it has a
  * page in hand (the binding's other calls refuse it then). Closing the
  * writer, or the database, lets the page in hand finish and joins the
  * thread; a page filled but not committed is dropped. */
@@ -51,6 +51,9 @@
 #include "json_encode.h"
 
 #define WRITER_MT "unleashed.sqlite.Writer"
+/* Pages held: one filled by the Lua thread, up to WRITER_PAGES - 1 queued
+ * for the writer's thread (some 4 MB each at 1,000 orders). */
+#define WRITER_PAGES 4
 
 enum { ST_LOOKUP, ST_UPSERT, ST_DELETE_LINES, ST_INSERT_LINE, ST_LISTED, ST_COUNT };
 static const char *const STATEMENT_NAMES[ST_COUNT] = { "lookup", "upsert", "delete_lines", "insert_line",
@@ -97,9 +100,9 @@ struct unl_writer {
     int started, closed;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    wpage pages[2];
-    int fill;                           /* the page the Lua thread fills; the other is the thread's */
-    int pending;                        /* the thread's page is handed over and not done */
+    wpage pages[WRITER_PAGES];          /* a ring: `queued` pages from `head` on are the thread's */
+    int head, queued;
+    int fill;                           /* the page the Lua thread fills: the one after those queued */
     int stop;
     int failed, code;
     char message[512];
@@ -197,12 +200,16 @@ static void *writer_main(void *arg)
         wpage *pg;
         lua_Integer nw = 0, nd = 0;
         int rc;
-        while (!w->pending && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->pending) break;
-        pg = &w->pages[1 - w->fill];
-        pthread_mutex_unlock(&w->mu);
-        rc = write_page(w, pg, &nw, &nd);
-        pthread_mutex_lock(&w->mu);
+        while (w->queued == 0 && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->queued == 0) break;
+        pg = &w->pages[w->head];
+        if (w->failed) {
+            rc = SQLITE_ABORT;   /* a page before failed: the ones queued after it are dropped */
+        } else {
+            pthread_mutex_unlock(&w->mu);
+            rc = write_page(w, pg, &nw, &nd);
+            pthread_mutex_lock(&w->mu);
+        }
         if (rc == SQLITE_OK) {
             w->written += nw;
             w->deleted += nd;
@@ -211,7 +218,8 @@ static void *writer_main(void *arg)
         }
         pg->nvalues = pg->nrecords = 0;
         pg->text.len = 0;
-        w->pending = 0;
+        w->head = (w->head + 1) % WRITER_PAGES;
+        w->queued--;
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -225,7 +233,7 @@ int unl_writer_busy(unl_writer *w)
     int busy;
     if (w->closed) return 0;
     pthread_mutex_lock(&w->mu);
-    busy = w->pending;
+    busy = w->queued > 0;
     pthread_mutex_unlock(&w->mu);
     return busy;
 }
@@ -247,7 +255,7 @@ void unl_writer_shutdown(unl_writer *w)
         sqlite3_finalize(w->st[k]);
         w->st[k] = NULL;
     }
-    for (k = 0; k < 2; k++) {
+    for (k = 0; k < WRITER_PAGES; k++) {
         free(w->pages[k].values);
         free(w->pages[k].text.p);
         free(w->pages[k].records);
@@ -435,7 +443,7 @@ static void wait_idle(lua_State *L, unl_writer *w)
     int failed, code;
     char message[sizeof w->message];
     pthread_mutex_lock(&w->mu);
-    while (w->pending) pthread_cond_wait(&w->cv, &w->mu);
+    while (w->queued > 0) pthread_cond_wait(&w->cv, &w->mu);
     failed = w->failed;
     code = w->code;
     memcpy(message, w->message, sizeof message);
@@ -443,20 +451,31 @@ static void wait_idle(lua_State *L, unl_writer *w)
     if (failed) unl_sqlite_raise(L, code, message);
 }
 
-/* w:commit(force): hands the page filled so far to the thread. */
+/* w:commit(force): hands the page filled so far to the thread, waiting
+ * while the thread has WRITER_PAGES - 1 pages queued. */
 static int writer_commit(lua_State *L)
 {
     unl_writer *w = check_writer(L);
-    int force = lua_toboolean(L, 2);
+    int force = lua_toboolean(L, 2), failed, code;
     wpage *pg = &w->pages[w->fill];
-    wait_idle(L, w);
-    if (pg->nrecords == 0) return 0;
+    char message[sizeof w->message];
+    if (pg->nrecords == 0) {
+        wait_idle(L, w);   /* nothing to hand over: says only whether the pages before failed */
+        return 0;
+    }
     pg->force = force;
     pthread_mutex_lock(&w->mu);
-    w->fill = 1 - w->fill;
-    w->pending = 1;
-    pthread_cond_broadcast(&w->cv);
+    while (w->queued == WRITER_PAGES - 1 && !w->failed) pthread_cond_wait(&w->cv, &w->mu);
+    failed = w->failed;
+    code = w->code;
+    memcpy(message, w->message, sizeof message);
+    if (!failed) {
+        w->queued++;
+        w->fill = (w->head + w->queued) % WRITER_PAGES;
+        pthread_cond_broadcast(&w->cv);
+    }
     pthread_mutex_unlock(&w->mu);
+    if (failed) unl_sqlite_raise(L, code, message);
     return 0;
 }
 
