@@ -146,7 +146,8 @@ local function main()
     .. "%.2f s", BIG,
     each.seconds, feed.seconds, feed.calls, json.seconds, json.json_bytes / 1e6, sync.seconds)
   say("  per order: decoding and listing %.0f us, the feed's own work %.0f us, the JSON %.0f us, "
-    .. "what the SQLite writes add (on the writer's thread, beyond what overlaps the listing) %.0f us", each.seconds / BIG * 1e6, (feed.seconds - each.seconds) / BIG * 1e6,
+    .. "what the SQLite writes add (on the writer's thread, beyond what overlaps the listing) "
+    .. "%.0f us", each.seconds / BIG * 1e6, (feed.seconds - each.seconds) / BIG * 1e6,
     (json.seconds - feed.seconds) / BIG * 1e6, (sync.seconds - json.seconds) / BIG * 1e6)
 
   -- The floor: the same rows written again by C alone, as the sync writes them.
