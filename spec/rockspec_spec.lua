@@ -39,9 +39,12 @@ describe("the rockspec", function()
                     sorted({ table.unpack(modules["unleashed.sandbox.httpd"].sources) }))
   end)
 
-  it("builds the mirror's SQLite binding from every C file in sqlite/", function()
-    assert.are.same(lines_of("cd " .. root .. " && ls sqlite/*.c"),
-                    sorted({ table.unpack(modules["unleashed.sqlite"].sources) }))
+  it("builds the mirror's SQLite binding from every C file in sqlite/ and the core's JSON encoder", function()
+    local want = lines_of("cd " .. root .. " && ls sqlite/*.c")
+    want[#want + 1] = "src/encode.c"   -- the writer's JSON, as make builds it too (sqlite/sqlite.mk)
+    assert.are.same(sorted(want), sorted({ table.unpack(modules["unleashed.sqlite"].sources) }))
+    local mk = io.open(root .. "/sqlite/sqlite.mk"):read("a")
+    assert.truthy(mk:find("$(BUILD)/obj/sqlite/encode.o: src/encode.c", 1, true))
   end)
 
   it("installs every Lua module under lua/ under its module name", function()
