@@ -1181,6 +1181,18 @@ static int l_page_gc(lua_State *L)
     return 0;
 }
 
+/* page:free(): frees the parsed page now, not when the collector gets to
+ * the box (it does not see the page's memory, several MB for a page of
+ * 1,000 orders). Every method but error() then raises. The mark is the
+ * box's user value, false once freed (its strings table goes with it). */
+static int l_page_free(lua_State *L)
+{
+    l_page_gc(L);
+    lua_pushboolean(L, 0);
+    lua_setiuservalue(L, 1, 1);
+    return 0;
+}
+
 /* The page in the box at index 1, with its strings table (made on first
  * use) pushed. */
 static unl_page *check_page(lua_State *L)
@@ -1188,6 +1200,8 @@ static unl_page *check_page(lua_State *L)
     unl_page **box = (unl_page **)luaL_checkudata(L, 1, UNL_PAGE_MT);
     unl_page *pg = *box;
     size_t id;
+    if (pg == NULL && lua_getiuservalue(L, 1, 1) == LUA_TBOOLEAN)
+        luaL_error(L, "page: freed (page:free() was called)");
     if (pg == NULL || !pg->ok)
         luaL_error(L, "page: nothing parsed");
     if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
@@ -1314,6 +1328,7 @@ unl_page **unl_page_box(lua_State *L)
         { "doc", l_page_doc },
         { "error", l_page_error },
         { "guids", l_page_guids },
+        { "free", l_page_free },
         { NULL, NULL },
     };
     unl_page **box = (unl_page **)lua_newuserdatauv(L, sizeof *box, 1);
