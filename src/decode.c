@@ -236,6 +236,19 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
 
 /* ---- parse -------------------------------------------------------------- */
 
+/* The values of date fields already read in this answer, by their text as
+ * sent ("\/Date(ms)\/"): most come again (an order's dates in its lines, a
+ * currency's on every order), and are then taken from the cache without
+ * being decoded, converted and looked up again. Equal text as sent is the
+ * same string whatever its escapes, since a stored text is a whole string. */
+#define DATE_SLOTS 64
+#define DATE_TEXT 32
+typedef struct {
+    uint32_t id;        /* 0: empty; else the cached string the text became */
+    uint32_t len;
+    char text[DATE_TEXT];
+} date_slot;
+
 typedef struct {
     unl_decoder *d;
     const char *s;
@@ -243,6 +256,7 @@ typedef struct {
     char msg[160];
     const char *kind;   /* "syntax" or "limit"; NULL while all is well */
     int copy;           /* strings go to the arena: the tape outlives the input */
+    date_slot dates[DATE_SLOTS];
 } parser;
 
 static const unsigned char WS[256] = {
@@ -588,6 +602,29 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
     size_t n;
     int in_arena;
     dnode *nd;
+    date_slot *ds = NULL;
+    size_t open = p->i;
+    if ((info & K_DATE) && key && !d->keys[key].unique) {
+        /* a date value read before in this answer */
+        const char *raw = p->s + p->i + 1;
+        size_t avail = p->len - p->i - 1;
+        const char *q = memchr(raw, '"', avail < DATE_TEXT + 1 ? avail : DATE_TEXT + 1);
+        if (q != NULL) {
+            size_t rl = (size_t)(q - raw);
+            ds = &p->dates[hash_bytes(raw, rl) & (DATE_SLOTS - 1)];
+            if (ds->id && ds->len == rl && memcmp(ds->text, raw, rl) == 0) {
+                dkey *mk = &d->keys[key];
+                mk->last = ds->id;
+                if (mk->hits < 0xFFFF)
+                    mk->hits++;
+                if ((nd = emit(p, T_SID, key)) == NULL)
+                    return -1;
+                nd->v.off = ds->id;
+                p->i += rl + 2;
+                return 0;
+            }
+        }
+    }
     if (key && d->keys[key].last && !d->keys[key].unique && same_string(p, d->keys[key].last)) {
         /* the same value as this member had last time */
         dkey *mk = &d->keys[key];
@@ -636,6 +673,12 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
         if ((nd = emit(p, T_SID, key)) == NULL)
             return -1;
         nd->v.off = id;
+        if (ds != NULL && p->i - open - 2 <= DATE_TEXT) {
+            /* the text as sent, between the quotes */
+            ds->id = id;
+            ds->len = (uint32_t)(p->i - open - 2);
+            memcpy(ds->text, p->s + open + 1, ds->len);
+        }
         return 0;
     }
     if ((nd = emit(p, T_STR, key)) == NULL)
@@ -818,6 +861,7 @@ static int parse(parser *p, unl_decoder *d, const char *json, size_t len, int co
     p->i = 0;
     p->kind = NULL;
     p->msg[0] = '\0';
+    memset(p->dates, 0, sizeof p->dates);
     d->nnodes = d->arenalen = 0;
     if (len > 0x7FFFFFFFu)
         return fail(p, "limit", "an answer over 2 GB");
