@@ -37,6 +37,9 @@ enum { T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_ARR, T_OBJ, T_SID };
 #define TYPE_MASK 15u
 /* Lua's short strings (LUAI_MAXSHORTLEN): the ones it interns, and ours to cache. */
 #define SHORT_STRING 40
+/* A decoder's cached strings go on the stack for a build up to this many
+ * (see build_entry). */
+#define STACK_KEYS 8192
 #define ARENA_BIT ((uint64_t)1 << 63)
 
 typedef struct {
@@ -913,8 +916,18 @@ static int item_place(int place)
 typedef struct {
     const unl_decoder *d;
     const char *src;
-    int keys;   /* stack index of the key strings */
+    int keys;   /* > 0: stack index of the table of cached strings by id;
+                   < 0: string id is at stack index id - keys itself */
 } builder;
+
+/* Pushes cached string id. */
+static void push_key(lua_State *L, const builder *b, uint32_t id)
+{
+    if (b->keys < 0)
+        lua_pushvalue(L, (int)id - b->keys);
+    else
+        lua_rawgeti(L, b->keys, (lua_Integer)id);
+}
 
 static size_t build(lua_State *L, const builder *b, size_t i, int place)
 {
@@ -925,9 +938,8 @@ static size_t build(lua_State *L, const builder *b, size_t i, int place)
         lua_createtable(L, 0, (int)n);
         i++;
         for (k = 0; k < n; k++) {
-            uint32_t id = b->d->nodes[i].tk >> TYPE_BITS;
-            lua_rawgeti(L, b->keys, (lua_Integer)id);
-            i = build(L, b, i, member_place(place, b->d->keys[id].info));
+            push_key(L, b, b->d->nodes[i].tk >> TYPE_BITS);
+            i = build(L, b, i, member_place(place, b->d->keys[b->d->nodes[i].tk >> TYPE_BITS].info));
             lua_rawset(L, -3);
         }
         return i;
@@ -943,7 +955,7 @@ static size_t build(lua_State *L, const builder *b, size_t i, int place)
     case T_STR:
     case T_SID:
         if ((nd->tk & TYPE_MASK) == T_SID)
-            lua_rawgeti(L, b->keys, (lua_Integer)nd->v.off);
+            push_key(L, b, (uint32_t)nd->v.off);
         else
             lua_pushlstring(L, (nd->v.off & ARENA_BIT) ? b->d->arena + (nd->v.off & ~ARENA_BIT)
                                                        : b->src + nd->v.off, n);
@@ -1000,6 +1012,14 @@ static int build_entry(lua_State *L)
     b.d = d;
     b.keys = 2;
     b.src = (const char *)lua_touserdata(L, 3);
+    if (d->nkeys <= STACK_KEYS && d->nkeys * 4 <= d->nnodes &&
+        lua_checkstack(L, (int)d->nkeys + 2 * UNL_DECODE_MAX_DEPTH + 20)) {
+        /* the strings on the stack, where reading one is cheapest: for an
+         * answer large enough that copying them there costs little */
+        b.keys = -lua_gettop(L);
+        for (id = 1; id <= d->nkeys; id++)
+            lua_rawgeti(L, 2, (lua_Integer)id);
+    }
     luaL_checkstack(L, 2 * UNL_DECODE_MAX_DEPTH + 20, "decoder");
     build(L, &b, 0, X_ROOT);
     return 1;
