@@ -252,6 +252,18 @@ typedef struct {
     char text[DATE_TEXT];
 } date_slot;
 
+/* The slot of a date text: from the eight bytes before its last four, where
+ * "\/Date(1708683775000)\/" has the digits of the day and the time. */
+static unsigned date_slot_of(const char *text, size_t n)
+{
+    uint64_t w = n;
+    if (n >= 12)
+        memcpy(&w, text + n - 12, 8);
+    else if (n >= 8)
+        memcpy(&w, text, 8);
+    return (unsigned)(((w ^ n) * 0x9E3779B97F4A7C15ull) >> 58);   /* 64 slots */
+}
+
 typedef struct {
     unl_decoder *d;
     const char *s;
@@ -614,7 +626,7 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
         const char *q = memchr(raw, '"', avail < DATE_TEXT + 1 ? avail : DATE_TEXT + 1);
         if (q != NULL) {
             size_t rl = (size_t)(q - raw);
-            ds = &p->dates[hash_bytes(raw, rl) & (DATE_SLOTS - 1)];
+            ds = &p->dates[date_slot_of(raw, rl)];
             if (ds->id && ds->len == rl && memcmp(ds->text, raw, rl) == 0) {
                 dkey *mk = &d->keys[key];
                 mk->last = ds->id;
@@ -938,8 +950,21 @@ static size_t build(lua_State *L, const builder *b, size_t i, int place)
         lua_createtable(L, 0, (int)n);
         i++;
         for (k = 0; k < n; k++) {
-            push_key(L, b, b->d->nodes[i].tk >> TYPE_BITS);
-            i = build(L, b, i, member_place(place, b->d->keys[b->d->nodes[i].tk >> TYPE_BITS].info));
+            const dnode *m = &b->d->nodes[i];
+            uint32_t id = m->tk >> TYPE_BITS;
+            int mplace = place == X_NONE ? X_NONE : member_place(place, b->d->keys[id].info);
+            push_key(L, b, id);
+            /* the usual members, a number or a cached string of no integer
+             * field, without a call of their own */
+            if (mplace != X_INT && (m->tk & TYPE_MASK) == T_NUM) {
+                lua_pushnumber(L, (lua_Number)m->v.d);
+                i++;
+            } else if (mplace != X_INT && (m->tk & TYPE_MASK) == T_SID) {
+                push_key(L, b, (uint32_t)m->v.off);
+                i++;
+            } else {
+                i = build(L, b, i, mplace);
+            }
             lua_rawset(L, -3);
         }
         return i;
