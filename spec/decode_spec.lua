@@ -117,6 +117,34 @@ describe("unleashed.json.decode", function()
     assert.are.equal("1969-12-31T00:00:00.000Z", v.RequiredDate)
   end)
 
+  it("converts a date sent again in one answer as it did the first time, escapes or not", function()
+    -- Date fields' values already read are reused by their text as sent:
+    -- the same text in another date field, under escapes, in a field that
+    -- is not a date, and a text that starts like one already read.
+    local text = [=[{"Items":[
+      {"OrderDate":"\/Date(1413283318353)\/","DeliveryDate":"\/Date(1413283318353)\/",
+       "Note":"\/Date(1413283318353)\/","LastModifiedOn":"/Date(1413283318353)/",
+       "Lines":[{"DeliveryDate":"\/Date(1413283318353)\/","CreatedOn":"\/Date(1413283318353)\/x"}]},
+      {"OrderDate":"\/Date(1413283318353)\/","DeliveryDate":"\/Date(0)\/","LastModifiedOn":"\/Date(0)\/",
+       "CreatedOn":"\\\/Date(0)\/\"","RequiredDate":"\/Date(1413283318353)\/\""}]}]=]
+    local v = assert(json.decode(text))
+    local iso = "2014-10-14T10:41:58.353Z"
+    local a, b = v.Items[1], v.Items[2]
+    assert.are.equal(iso, a.OrderDate)
+    assert.are.equal(iso, a.DeliveryDate)
+    assert.are.equal("/Date(1413283318353)/", a.Note)
+    assert.are.equal(iso, a.LastModifiedOn)
+    assert.are.equal(iso, a.Lines[1].DeliveryDate)
+    assert.are.equal("/Date(1413283318353)/x", a.Lines[1].CreatedOn)
+    assert.are.equal(iso, b.OrderDate)
+    assert.are.equal("1970-01-01T00:00:00.000Z", b.DeliveryDate)
+    assert.are.equal("1970-01-01T00:00:00.000Z", b.LastModifiedOn)
+    assert.are.equal("\\/Date(0)/\"", b.CreatedOn)
+    assert.are.equal("/Date(1413283318353)/\"", b.RequiredDate)
+    assert.are.same(v, core.parse_page(text):doc())
+    assert_same_as_before(text, "repeated dates")
+  end)
+
   it("leaves a date field that is not a .NET date as it is, without failing the page", function()
     local v = assert(json.decode([=[{"Items":[{"CreatedOn":"12/10/2014 8:08:10 p.m."},
       {"CreatedOn":"/Date(abc)/"},{"CreatedOn":"/Date(99999999999999999)/"},{"CreatedOn":7}],

@@ -47,6 +47,17 @@ local function same(a, b)
   return true
 end
 
+-- A listing of `pages` pages of `per` orders, every page a good one.
+local LISTING = [[{ respond = function(req)
+  local page = tonumber(req.path:match("/Page/(%d+)$")) or 1
+  local per = tonumber(req.query:match("pageSize=(%d+)")) or 3
+  local items = {}
+  for i = 1, per do items[i] = ('{"Guid":"g-%d-%d","Total":%d.5}'):format(page, i, i) end
+  return { status = 200,
+           body = ('{"Pagination":{"NumberOfItems":%d,"PageSize":%d,"PageNumber":%d,"NumberOfPages":4},'
+             .. '"Items":[%s]}'):format(per * 4, per, page, table.concat(items, ",")) }
+end }]]
+
 describe("client:pager with parse", function()
   it("hands out parsed pages without their bodies, built an item at a time as decode builds them", function()
     local s = serve(PAGES)
@@ -118,6 +129,56 @@ describe("client:pager with parse", function()
       collectgarbage()
     end
     c:close()
+  end)
+
+  it("frees a page on page:free(), after which only page:error() answers", function()
+    local text = '{"Pagination":{"PageSize":2},"Items":[{"Guid":"a","Total":1.5},{"Guid":"b"}]}'
+    local page = core.parse_page(text)
+    local item = page:item(1)
+    page:free()
+    for _, call in ipairs{ function() return page:count() end, function() return page:item(2) end,
+                           function() return page:pagination() end, function() return page:doc() end,
+                           function() return page:guids() end } do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.matches("page: freed", err)
+    end
+    assert.is_nil(page:error())
+    page:free()   -- twice: nothing more to free
+    assert.are.same({ Guid = "a", Total = 1.5 }, item)   -- what was built stays
+    assert.matches("nothing parsed", select(2, pcall(function() return core.parse_page("{"):count() end)))
+  end)
+
+  it("has the listing free each parsed page once its last item is handed out, and on a break", function()
+    local unleashed = require "unleashed"
+    local s = serve(LISTING)
+    core.parse_page("{}")   -- the Page metatable exists from here on
+    local methods = debug.getregistry()["unleashed.Page"].__index
+    local real_free = methods.free
+    finally(function() methods.free = real_free end)
+    local handed, freed = 0, {}
+    methods.free = function(page)
+      freed[#freed + 1] = handed
+      return real_free(page)
+    end
+    local client = unleashed.new{ api_id = "parse-company", api_key = KEY, base_url = s.url,
+                                  max_retries = 0, timeout = 10, page_size = 5, concurrency = 2 }
+    local guids = {}
+    for po in client.purchase_orders:each() do
+      handed = handed + 1
+      guids[#guids + 1] = po.Guid
+    end
+    assert.are.equal(20, #guids)
+    assert.are.equal("g-4-5", guids[20])
+    -- page 1 is decoded whole; pages 2 to 4 come parsed, each freed before the next is read
+    assert.are.same({ 10, 15, 20 }, freed)
+    handed, freed = 0, {}
+    for _ in client.purchase_orders:each() do
+      handed = handed + 1
+      if handed == 7 then break end
+    end
+    assert.are.same({ 7 }, freed)   -- the page being read, freed by the break
+    client:close()
   end)
 
   it("gives the listing's pages lazily: an item is built when the listing reads it", function()

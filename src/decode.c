@@ -37,6 +37,9 @@ enum { T_NULL, T_FALSE, T_TRUE, T_NUM, T_STR, T_ARR, T_OBJ, T_SID };
 #define TYPE_MASK 15u
 /* Lua's short strings (LUAI_MAXSHORTLEN): the ones it interns, and ours to cache. */
 #define SHORT_STRING 40
+/* A decoder's cached strings go on the stack for a build up to this many
+ * (see build_entry). */
+#define STACK_KEYS 8192
 #define ARENA_BIT ((uint64_t)1 << 63)
 
 typedef struct {
@@ -236,6 +239,31 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
 
 /* ---- parse -------------------------------------------------------------- */
 
+/* The values of date fields already read in this answer, by their text as
+ * sent ("\/Date(ms)\/"): most come again (an order's dates in its lines, a
+ * currency's on every order), and are then taken from the cache without
+ * being decoded, converted and looked up again. Equal text as sent is the
+ * same string whatever its escapes, since a stored text is a whole string. */
+#define DATE_SLOTS 64
+#define DATE_TEXT 32
+typedef struct {
+    uint32_t id;        /* 0: empty; else the cached string the text became */
+    uint32_t len;
+    char text[DATE_TEXT];
+} date_slot;
+
+/* The slot of a date text: from the eight bytes before its last four, where
+ * "\/Date(1708683775000)\/" has the digits of the day and the time. */
+static unsigned date_slot_of(const char *text, size_t n)
+{
+    uint64_t w = n;
+    if (n >= 12)
+        memcpy(&w, text + n - 12, 8);
+    else if (n >= 8)
+        memcpy(&w, text, 8);
+    return (unsigned)(((w ^ n) * 0x9E3779B97F4A7C15ull) >> 58);   /* 64 slots */
+}
+
 typedef struct {
     unl_decoder *d;
     const char *s;
@@ -243,6 +271,7 @@ typedef struct {
     char msg[160];
     const char *kind;   /* "syntax" or "limit"; NULL while all is well */
     int copy;           /* strings go to the arena: the tape outlives the input */
+    date_slot dates[DATE_SLOTS];
 } parser;
 
 static const unsigned char WS[256] = {
@@ -588,6 +617,29 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
     size_t n;
     int in_arena;
     dnode *nd;
+    date_slot *ds = NULL;
+    size_t open = p->i;
+    if ((info & K_DATE) && key && !d->keys[key].unique) {
+        /* a date value read before in this answer */
+        const char *raw = p->s + p->i + 1;
+        size_t avail = p->len - p->i - 1;
+        const char *q = memchr(raw, '"', avail < DATE_TEXT + 1 ? avail : DATE_TEXT + 1);
+        if (q != NULL) {
+            size_t rl = (size_t)(q - raw);
+            ds = &p->dates[date_slot_of(raw, rl)];
+            if (ds->id && ds->len == rl && memcmp(ds->text, raw, rl) == 0) {
+                dkey *mk = &d->keys[key];
+                mk->last = ds->id;
+                if (mk->hits < 0xFFFF)
+                    mk->hits++;
+                if ((nd = emit(p, T_SID, key)) == NULL)
+                    return -1;
+                nd->v.off = ds->id;
+                p->i += rl + 2;
+                return 0;
+            }
+        }
+    }
     if (key && d->keys[key].last && !d->keys[key].unique && same_string(p, d->keys[key].last)) {
         /* the same value as this member had last time */
         dkey *mk = &d->keys[key];
@@ -636,6 +688,12 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
         if ((nd = emit(p, T_SID, key)) == NULL)
             return -1;
         nd->v.off = id;
+        if (ds != NULL && p->i - open - 2 <= DATE_TEXT) {
+            /* the text as sent, between the quotes */
+            ds->id = id;
+            ds->len = (uint32_t)(p->i - open - 2);
+            memcpy(ds->text, p->s + open + 1, ds->len);
+        }
         return 0;
     }
     if ((nd = emit(p, T_STR, key)) == NULL)
@@ -818,6 +876,7 @@ static int parse(parser *p, unl_decoder *d, const char *json, size_t len, int co
     p->i = 0;
     p->kind = NULL;
     p->msg[0] = '\0';
+    memset(p->dates, 0, sizeof p->dates);
     d->nnodes = d->arenalen = 0;
     if (len > 0x7FFFFFFFu)
         return fail(p, "limit", "an answer over 2 GB");
@@ -869,8 +928,18 @@ static int item_place(int place)
 typedef struct {
     const unl_decoder *d;
     const char *src;
-    int keys;   /* stack index of the key strings */
+    int keys;   /* > 0: stack index of the table of cached strings by id;
+                   < 0: string id is at stack index id - keys itself */
 } builder;
+
+/* Pushes cached string id. */
+static void push_key(lua_State *L, const builder *b, uint32_t id)
+{
+    if (b->keys < 0)
+        lua_pushvalue(L, (int)id - b->keys);
+    else
+        lua_rawgeti(L, b->keys, (lua_Integer)id);
+}
 
 static size_t build(lua_State *L, const builder *b, size_t i, int place)
 {
@@ -881,9 +950,21 @@ static size_t build(lua_State *L, const builder *b, size_t i, int place)
         lua_createtable(L, 0, (int)n);
         i++;
         for (k = 0; k < n; k++) {
-            uint32_t id = b->d->nodes[i].tk >> TYPE_BITS;
-            lua_rawgeti(L, b->keys, (lua_Integer)id);
-            i = build(L, b, i, member_place(place, b->d->keys[id].info));
+            const dnode *m = &b->d->nodes[i];
+            uint32_t id = m->tk >> TYPE_BITS;
+            int mplace = place == X_NONE ? X_NONE : member_place(place, b->d->keys[id].info);
+            push_key(L, b, id);
+            /* the usual members, a number or a cached string of no integer
+             * field, without a call of their own */
+            if (mplace != X_INT && (m->tk & TYPE_MASK) == T_NUM) {
+                lua_pushnumber(L, (lua_Number)m->v.d);
+                i++;
+            } else if (mplace != X_INT && (m->tk & TYPE_MASK) == T_SID) {
+                push_key(L, b, (uint32_t)m->v.off);
+                i++;
+            } else {
+                i = build(L, b, i, mplace);
+            }
             lua_rawset(L, -3);
         }
         return i;
@@ -899,7 +980,7 @@ static size_t build(lua_State *L, const builder *b, size_t i, int place)
     case T_STR:
     case T_SID:
         if ((nd->tk & TYPE_MASK) == T_SID)
-            lua_rawgeti(L, b->keys, (lua_Integer)nd->v.off);
+            push_key(L, b, (uint32_t)nd->v.off);
         else
             lua_pushlstring(L, (nd->v.off & ARENA_BIT) ? b->d->arena + (nd->v.off & ~ARENA_BIT)
                                                        : b->src + nd->v.off, n);
@@ -956,6 +1037,14 @@ static int build_entry(lua_State *L)
     b.d = d;
     b.keys = 2;
     b.src = (const char *)lua_touserdata(L, 3);
+    if (d->nkeys <= STACK_KEYS && d->nkeys * 4 <= d->nnodes &&
+        lua_checkstack(L, (int)d->nkeys + 2 * UNL_DECODE_MAX_DEPTH + 20)) {
+        /* the strings on the stack, where reading one is cheapest: for an
+         * answer large enough that copying them there costs little */
+        b.keys = -lua_gettop(L);
+        for (id = 1; id <= d->nkeys; id++)
+            lua_rawgeti(L, 2, (lua_Integer)id);
+    }
     luaL_checkstack(L, 2 * UNL_DECODE_MAX_DEPTH + 20, "decoder");
     build(L, &b, 0, X_ROOT);
     return 1;
@@ -1181,6 +1270,18 @@ static int l_page_gc(lua_State *L)
     return 0;
 }
 
+/* page:free(): frees the parsed page now, not when the collector gets to
+ * the box (it does not see the page's memory, several MB for a page of
+ * 1,000 orders). Every method but error() then raises. The mark is the
+ * box's user value, false once freed (its strings table goes with it). */
+static int l_page_free(lua_State *L)
+{
+    l_page_gc(L);
+    lua_pushboolean(L, 0);
+    lua_setiuservalue(L, 1, 1);
+    return 0;
+}
+
 /* The page in the box at index 1, with its strings table (made on first
  * use) pushed. */
 static unl_page *check_page(lua_State *L)
@@ -1188,6 +1289,8 @@ static unl_page *check_page(lua_State *L)
     unl_page **box = (unl_page **)luaL_checkudata(L, 1, UNL_PAGE_MT);
     unl_page *pg = *box;
     size_t id;
+    if (pg == NULL && lua_getiuservalue(L, 1, 1) == LUA_TBOOLEAN)
+        luaL_error(L, "page: freed (page:free() was called)");
     if (pg == NULL || !pg->ok)
         luaL_error(L, "page: nothing parsed");
     if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
@@ -1314,6 +1417,7 @@ unl_page **unl_page_box(lua_State *L)
         { "doc", l_page_doc },
         { "error", l_page_error },
         { "guids", l_page_guids },
+        { "free", l_page_free },
         { NULL, NULL },
     };
     unl_page **box = (unl_page **)lua_newuserdatauv(L, sizeof *box, 1);

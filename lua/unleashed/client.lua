@@ -469,9 +469,18 @@ function Client:_iterate(resource_path, query, popts, wrap)
       timeout = popts.timeout, retries = popts.retries, parse = true,
     })
   end
+  -- A page parsed by the pager's thread is freed as soon as its last item
+  -- has been handed out (or the listing ends): the collector does not see
+  -- its memory, and would let several dead pages pile up.
+  local function free_page()
+    local page = state.page
+    state.page = nil
+    if page then page:free() end
+  end
   local function close()
     local p = state.pager
     state.pager, state.items = nil, {}
+    free_page()
     if p then p:close() end
   end
   local closer = setmetatable({}, { __close = close, __name = "unleashed.Listing" })
@@ -486,6 +495,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
         if wrap then return wrap(item) end
         return item
       end
+      free_page()
       local p = state.pager
       if not p then return nil end
       local nok, n, pres = pcall(p.next, p)
@@ -505,6 +515,7 @@ function Client:_iterate(resource_path, query, popts, wrap)
         close()
         error(err, 0)
       end
+      state.page = pres.page
       local pok, pdoc = pcall(M.page_body, pres, "GET", path)
       if pok then pok, pdoc = pcall(check_page, pdoc, pres, "GET", path) end
       if not pok and Error.is(pdoc, "protocol") then
