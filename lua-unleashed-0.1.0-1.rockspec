@@ -31,7 +31,8 @@ build = {
   modules = {
     -- BEGIN modules (spec/rockspec_spec.lua checks this list against src/, sandbox/ and lua/)
     ["unleashed.core"] = {
-      sources = { "src/client.c",
+      sources = { "src/bigbuf.c",
+                  "src/client.c",
                   "src/clock.c",
                   "src/codec.c",
                   "src/core.c",

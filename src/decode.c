@@ -100,7 +100,7 @@ static int reserve(void **p, size_t *cap, size_t need, size_t elem)
             return -1;
         ncap *= 2;
     }
-    np = realloc(*p, ncap * elem);
+    np = unl_big_resize(*p, *cap * elem, ncap * elem);   /* a page's tape and strings: mapped */
     if (np == NULL)
         return -1;
     *p = np;
@@ -110,10 +110,10 @@ static int reserve(void **p, size_t *cap, size_t need, size_t elem)
 
 static void decoder_free(unl_decoder *d)
 {
-    free(d->nodes);
-    free(d->arena);
-    free(d->keys);
-    free(d->keytext);
+    unl_big_free(d->nodes, d->capnodes * sizeof *d->nodes);
+    unl_big_free(d->arena, d->arenacap);
+    unl_big_free(d->keys, d->capkeys * sizeof *d->keys);
+    unl_big_free(d->keytext, d->keytextcap);
     free(d->slots);
     if (d->cloc != (locale_t)0)
         freelocale(d->cloc);
@@ -1164,19 +1164,20 @@ static void shrink(unl_decoder *d)
     free(d->slots);
     d->slots = NULL;
     d->capslots = 0;
-    if (d->nnodes && (np = realloc(d->nodes, d->nnodes * sizeof *d->nodes)) != NULL) {
+    if (d->nnodes &&
+        (np = unl_big_resize(d->nodes, d->capnodes * sizeof *d->nodes, d->nnodes * sizeof *d->nodes)) != NULL) {
         d->nodes = np;
         d->capnodes = d->nnodes;
     }
-    if (d->arenalen && (np = realloc(d->arena, d->arenalen)) != NULL) {
+    if (d->arenalen && (np = unl_big_resize(d->arena, d->arenacap, d->arenalen)) != NULL) {
         d->arena = np;
         d->arenacap = d->arenalen;
     }
-    if (d->keytextlen && (np = realloc(d->keytext, d->keytextlen)) != NULL) {
+    if (d->keytextlen && (np = unl_big_resize(d->keytext, d->keytextcap, d->keytextlen)) != NULL) {
         d->keytext = np;
         d->keytextcap = d->keytextlen;
     }
-    if ((np = realloc(d->keys, (d->nkeys + 1) * sizeof *d->keys)) != NULL) {
+    if ((np = unl_big_resize(d->keys, d->capkeys * sizeof *d->keys, (d->nkeys + 1) * sizeof *d->keys)) != NULL) {
         d->keys = np;
         d->capkeys = d->nkeys + 1;
     }

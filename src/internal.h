@@ -37,6 +37,14 @@ int unl_parse_date(const char *s, size_t len, int64_t *ms);
  * (24 for years 0..9999), or 0 when ms is out of that range. */
 #define UNL_ISO_MAX 32
 size_t unl_format_iso(int64_t ms, char out[UNL_ISO_MAX]);
+/* Buffers of UNL_BIG_BUFFER bytes or more live in mappings of their own
+ * (bigbuf.c says why). p is NULL or a buffer of cap bytes made here; the
+ * resized buffer (NULL when out of memory, p then unchanged) holds the
+ * first min(cap, ncap) bytes; ncap 0 frees. */
+#define UNL_BIG_BUFFER ((size_t)256 * 1024)
+void *unl_big_resize(void *p, size_t cap, size_t ncap);
+void unl_big_free(void *p, size_t cap);
+
 #include "json_encode.h"   /* unl_format_float, shared with the query encoder */
 /* Retry-After: delta-seconds or an HTTP date (IMF-fixdate, RFC 850, asctime).
  * Sets *seconds to the wait from now (0 for a date in the past). Returns 0, or

@@ -41,7 +41,7 @@ void unl_sleep(double seconds)
 
 void unl_buf_free(unl_buf *b)
 {
-    free(b->p);
+    unl_big_free(b->p, b->cap);   /* a page's body: mapped (bigbuf.c) */
     b->p = NULL;
     b->len = b->cap = 0;
 }
@@ -57,7 +57,7 @@ static int buf_add(unl_buf *b, const char *s, size_t n)
                 return -1;
             cap *= 2;
         }
-        p = realloc(b->p, cap);
+        p = unl_big_resize(b->p, b->cap, cap);
         if (p == NULL)
             return -1;
         b->p = p;
