@@ -140,6 +140,40 @@ static uint32_t hash_bytes(const char *s, size_t n)
     return (uint32_t)h;
 }
 
+/* Whether a[0..n) and b[0..n) are the same bytes: the strings compared here
+ * (names, short values) are a few words long, where a call to memcmp costs
+ * more than the comparison; whole words, the last one overlapping. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, v;
+    size_t i;
+    if (n >= 8) {
+        for (i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if (u != v)
+            return 0;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return u == v;
+    }
+    for (i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
 static int ends_with(const char *s, size_t n, const char *tail, size_t tn)
 {
     return n >= tn && memcmp(s + n - tn, tail, tn) == 0;
@@ -206,7 +240,7 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
     dkey *k;
     if (guess) {
         k = &d->keys[guess];
-        if (k->len == n && memcmp(d->keytext + k->off, s, n) == 0)
+        if (k->len == n && same_bytes(d->keytext + k->off, s, n))
             return guess;
     }
     h = hash_bytes(s, n);
@@ -214,7 +248,7 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
         return 0;
     for (j = h & (d->capslots - 1); d->slots[j]; j = (j + 1) & (d->capslots - 1)) {
         k = &d->keys[d->slots[j]];
-        if (k->hash == h && k->len == n && memcmp(d->keytext + k->off, s, n) == 0)
+        if (k->hash == h && k->len == n && same_bytes(d->keytext + k->off, s, n))
             return d->slots[j];
     }
     if (reserve((void **)&d->keys, &d->capkeys, d->nkeys + 2, sizeof *d->keys) != 0 ||
@@ -324,29 +358,34 @@ static int oom(parser *p)
     return -1;
 }
 
-static void skip_ws(parser *p)
+static void skip_ws_loop(parser *p)
+{
+    while (p->i < p->len && WS[(unsigned char)p->s[p->i]])
+        p->i++;
+}
+
+static inline void skip_ws(parser *p)
 {
     if (p->i < p->len && (unsigned char)p->s[p->i] > ' ')
         return;   /* the usual case: compact JSON */
-    while (p->i < p->len && WS[(unsigned char)p->s[p->i]])
-        p->i++;
+    skip_ws_loop(p);
 }
 
 /* Whether the string opening at p->i is exactly cached string id, written
  * without escapes: then p->i moves past it. The cached text must have no
  * backslash or quote, so that equal bytes mean equal strings. */
-static int same_string(parser *p, uint32_t id)
+static inline int same_string(parser *p, uint32_t id)
 {
     const dkey *k = &p->d->keys[id];
     size_t end = p->i + 1 + k->len;
     if (!k->plain || end >= p->len || p->s[end] != '"' ||
-        memcmp(p->s + p->i + 1, p->d->keytext + k->off, k->len) != 0)
+        !same_bytes(p->s + p->i + 1, p->d->keytext + k->off, k->len))
         return 0;
     p->i = end + 1;
     return 1;
 }
 
-static dnode *emit(parser *p, unsigned type, uint32_t key)
+static dnode *emit_slow(parser *p, unsigned type, uint32_t key)
 {
     unl_decoder *d = p->d;
     dnode *nd;
@@ -358,6 +397,20 @@ static dnode *emit(parser *p, unsigned type, uint32_t key)
         oom(p);
         return NULL;
     }
+    nd = &d->nodes[d->nnodes++];
+    nd->tk = type | key << TYPE_BITS;
+    nd->n = 0;
+    nd->v.off = 0;
+    return nd;
+}
+
+/* A node at the end of the tape: in place while it has room. */
+static inline dnode *emit(parser *p, unsigned type, uint32_t key)
+{
+    unl_decoder *d = p->d;
+    dnode *nd;
+    if (d->nnodes >= d->capnodes || d->nnodes >= UNL_DECODE_MAX_NODES)
+        return emit_slow(p, type, key);
     nd = &d->nodes[d->nnodes++];
     nd->tk = type | key << TYPE_BITS;
     nd->n = 0;
