@@ -85,13 +85,14 @@ typedef struct {
     uint32_t first;          /* the first member's id of the last object outside any member */
     int busy;                /* a build is running: a nested decode takes a decoder of its own */
     locale_t cloc;           /* the C locale for strtod, made when first needed */
+    unl_bigpool *pool;       /* a page's: where its large buffers come from (held); else NULL */
 } unl_decoder;
 
 /* ---- buffers ------------------------------------------------------------ */
 
-static int reserve(void **p, size_t *cap, size_t need, size_t elem)
+static int reserve(unl_bigpool *pool, void **p, size_t *cap, size_t need, size_t elem)
 {
-    size_t ncap = *cap ? *cap : 64;
+    size_t ncap = *cap ? *cap : 64, bytes;
     void *np;
     if (need <= *cap)
         return 0;
@@ -100,20 +101,22 @@ static int reserve(void **p, size_t *cap, size_t need, size_t elem)
             return -1;
         ncap *= 2;
     }
-    np = unl_big_resize(*p, *cap * elem, ncap * elem);   /* a page's tape and strings: mapped */
+    bytes = ncap * elem;
+    np = unl_big_resize(pool, *p, *cap * elem, &bytes);   /* a page's tape and strings: mapped */
     if (np == NULL)
         return -1;
     *p = np;
-    *cap = ncap;
+    *cap = bytes / elem;
     return 0;
 }
 
 static void decoder_free(unl_decoder *d)
 {
-    unl_big_free(d->nodes, d->capnodes * sizeof *d->nodes);
-    unl_big_free(d->arena, d->arenacap);
-    unl_big_free(d->keys, d->capkeys * sizeof *d->keys);
-    unl_big_free(d->keytext, d->keytextcap);
+    unl_bigpool *pool = d->pool;
+    unl_big_free(pool, d->nodes, d->capnodes * sizeof *d->nodes);
+    unl_big_free(pool, d->arena, d->arenacap);
+    unl_big_free(pool, d->keys, d->capkeys * sizeof *d->keys);
+    unl_big_free(pool, d->keytext, d->keytextcap);
     free(d->slots);
     if (d->cloc != (locale_t)0)
         freelocale(d->cloc);
@@ -251,8 +254,8 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
         if (k->hash == h && k->len == n && same_bytes(d->keytext + k->off, s, n))
             return d->slots[j];
     }
-    if (reserve((void **)&d->keys, &d->capkeys, d->nkeys + 2, sizeof *d->keys) != 0 ||
-        reserve((void **)&d->keytext, &d->keytextcap, d->keytextlen + n + 1, 1) != 0)
+    if (reserve(d->pool, (void **)&d->keys, &d->capkeys, d->nkeys + 2, sizeof *d->keys) != 0 ||
+        reserve(d->pool, (void **)&d->keytext, &d->keytextcap, d->keytextlen + n + 1, 1) != 0)
         return 0;
     *added = 1;
     d->nkeys++;
@@ -393,7 +396,7 @@ static dnode *emit_slow(parser *p, unsigned type, uint32_t key)
         fail(p, "limit", "more than 2,000,000 values in one answer");
         return NULL;
     }
-    if (reserve((void **)&d->nodes, &d->capnodes, d->nnodes + 1, sizeof *d->nodes) != 0) {
+    if (reserve(d->pool, (void **)&d->nodes, &d->capnodes, d->nnodes + 1, sizeof *d->nodes) != 0) {
         oom(p);
         return NULL;
     }
@@ -500,7 +503,7 @@ static int read_string(parser *p, const char **text, size_t *n, int *in_arena)
             break;
         end += 2;
     }
-    if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + (end - start) + 1, 1) != 0)
+    if (reserve(d->pool, (void **)&d->arena, &d->arenacap, d->arenalen + (end - start) + 1, 1) != 0)
         return oom(p);
     o = d->arena + d->arenalen;
     memcpy(o, s + start, j - start);
@@ -641,7 +644,7 @@ static int read_number(parser *p, double *out)
             if (d->cloc == (locale_t)0)
                 return oom(p);
         }
-        if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
+        if (reserve(d->pool, (void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
             return oom(p);
         buf = d->arena + d->arenalen;
         memcpy(buf, s + start, n);
@@ -712,7 +715,7 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
         int64_t ms;
         size_t isolen;
         if (unl_parse_date(text, n, &ms) == 0 && (isolen = unl_format_iso(ms, iso)) != 0) {
-            if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + isolen, 1) != 0)
+            if (reserve(d->pool, (void **)&d->arena, &d->arenacap, d->arenalen + isolen, 1) != 0)
                 return oom(p);
             memcpy(d->arena + d->arenalen, iso, isolen);
             text = d->arena + d->arenalen;
@@ -754,7 +757,7 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
     nd->n = (uint32_t)n;
     if (!in_arena && p->copy) {
         /* one byte more: the arena exists even for an empty string */
-        if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
+        if (reserve(d->pool, (void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
             return oom(p);
         memcpy(d->arena + d->arenalen, text, n);
         text = d->arena + d->arenalen;
@@ -1214,25 +1217,29 @@ struct unl_page {
 static void shrink(unl_decoder *d)
 {
     void *np;
+    size_t bytes;
     free(d->slots);
     d->slots = NULL;
     d->capslots = 0;
-    if (d->nnodes &&
-        (np = unl_big_resize(d->nodes, d->capnodes * sizeof *d->nodes, d->nnodes * sizeof *d->nodes)) != NULL) {
+    if (d->nnodes && (bytes = d->nnodes * sizeof *d->nodes,
+                      np = unl_big_resize(d->pool, d->nodes, d->capnodes * sizeof *d->nodes, &bytes)) != NULL) {
         d->nodes = np;
-        d->capnodes = d->nnodes;
+        d->capnodes = bytes / sizeof *d->nodes;
     }
-    if (d->arenalen && (np = unl_big_resize(d->arena, d->arenacap, d->arenalen)) != NULL) {
+    if (d->arenalen && (bytes = d->arenalen,
+                        np = unl_big_resize(d->pool, d->arena, d->arenacap, &bytes)) != NULL) {
         d->arena = np;
-        d->arenacap = d->arenalen;
+        d->arenacap = bytes;
     }
-    if (d->keytextlen && (np = unl_big_resize(d->keytext, d->keytextcap, d->keytextlen)) != NULL) {
+    if (d->keytextlen && (bytes = d->keytextlen,
+                          np = unl_big_resize(d->pool, d->keytext, d->keytextcap, &bytes)) != NULL) {
         d->keytext = np;
-        d->keytextcap = d->keytextlen;
+        d->keytextcap = bytes;
     }
-    if ((np = unl_big_resize(d->keys, d->capkeys * sizeof *d->keys, (d->nkeys + 1) * sizeof *d->keys)) != NULL) {
+    bytes = (d->nkeys + 1) * sizeof *d->keys;
+    if ((np = unl_big_resize(d->pool, d->keys, d->capkeys * sizeof *d->keys, &bytes)) != NULL) {
         d->keys = np;
-        d->capkeys = d->nkeys + 1;
+        d->capkeys = bytes / sizeof *d->keys;
     }
 }
 
@@ -1283,12 +1290,22 @@ static int index_page(unl_page *pg)
     return 0;
 }
 
-unl_page *unl_page_parse(const char *body, size_t len)
+unl_page *unl_page_parse(const char *body, size_t len, unl_bigpool *pool)
 {
     parser p;
     unl_page *pg = calloc(1, sizeof *pg);
     if (pg == NULL)
         return NULL;
+    unl_bigpool_hold(pool);
+    pg->d.pool = pool;
+    /* The tape and its strings at about their final sizes at once (an
+     * answer's JSON has some 30 bytes a value, a sixth of it in strings):
+     * one buffer each, not a run of doublings; shrink() trims them. */
+    if (reserve(pool, (void **)&pg->d.nodes, &pg->d.capnodes, len / 24 + 64, sizeof *pg->d.nodes) != 0 ||
+        reserve(pool, (void **)&pg->d.arena, &pg->d.arenacap, len / 5 + 64, 1) != 0) {
+        unl_page_free(pg);
+        return NULL;
+    }
     if (parse(&p, &pg->d, body, len, 1) != 0) {
         if (strcmp(p.kind, "memory") == 0) {
             unl_page_free(pg);
@@ -1310,7 +1327,9 @@ unl_page *unl_page_parse(const char *body, size_t len)
 void unl_page_free(unl_page *pg)
 {
     if (pg) {
-        decoder_free(&pg->d);
+        unl_bigpool *pool = pg->d.pool;
+        decoder_free(&pg->d);   /* its buffers back to the pool */
+        unl_bigpool_drop(pool);
         free(pg->items);
         free(pg);
     }
@@ -1493,7 +1512,7 @@ static int l_parse_page(lua_State *L)
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     unl_page **box = unl_page_box(L);
-    *box = unl_page_parse(s, len);
+    *box = unl_page_parse(s, len, NULL);
     if (*box == NULL)
         return luaL_error(L, "not enough memory");
     return 1;
