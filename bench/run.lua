@@ -610,7 +610,9 @@ local function section_decoding(have_client)
     return
   end
   say("  page of %d orders, %d bytes, rendered by the sandbox in-process; medians of 5 interleaved"
-      .. " rounds", inproc.decode_items, inproc.page1000_bytes)
+      .. " rounds in a process of its own, three such processes: the one whose decoder ratio is the median",
+      inproc.decode_items, inproc.page1000_bytes)
+  if inproc.decode_runs then say("  decoder vs cjson in the three processes: %s", inproc.decode_runs) end
   local c = inproc.cjson_orders_per_s
   say("  %-52s %9.0f orders/s", "cjson.decode alone", c)
   say("  %-52s %9.0f orders/s", "core.normalize alone (dates, nulls)", inproc.normalize_orders_per_s)
