@@ -61,12 +61,22 @@ enum {
 typedef struct {
     uint32_t off, len, hash;
     uint32_t next;    /* the id that followed this one among siblings last time */
-    uint32_t first;   /* the id of the first member of an object held by this key last time */
+    uint32_t shape;   /* 1 + where in the shapes the members of the last object held by this
+                         key (its value, or an item of its array) start; 0: none yet */
     uint32_t last;    /* the id of this member's last string value */
     uint16_t hits, misses;   /* of its string values in the cache */
     unsigned char info, unique;   /* unique: its values seldom repeat, so are not cached */
     unsigned char plain;          /* no backslash or quote in its text */
+    unsigned char nshape;         /* members in its shape */
 } dkey;
+
+/* The member names of an object kind, in order, up to this many: objects of
+ * one kind (an order, a line, a supplier) list their members in the same
+ * order, so the name at each place is nearly always the one there last time
+ * and is then checked, not looked up. The kind is the key that holds the
+ * object (or the array it is an item of); beyond this many members, the
+ * name that followed the previous one last time is the guess. */
+#define SHAPE_MAX 64
 
 typedef struct {
     /* the tape of the last answer */
@@ -82,7 +92,10 @@ typedef struct {
     uint32_t *slots;         /* 0: empty; else a key id */
     size_t capslots;         /* a power of two, at least twice nkeys */
     size_t luakeys;          /* ids 1..luakeys have their string in the user value */
-    uint32_t first;          /* the first member's id of the last object outside any member */
+    uint32_t *shapes;        /* the shapes of object kinds, SHAPE_MAX ids each (see dkey) */
+    size_t nshapes, capshapes;
+    uint32_t rootshape;      /* the shape of objects held by no key (the root, a root array's items) */
+    unsigned char rootn;
     int busy;                /* a build is running: a nested decode takes a decoder of its own */
     locale_t cloc;           /* the C locale for strtod, made when first needed */
     unl_bigpool *pool;       /* a page's: where its large buffers come from (held); else NULL */
@@ -118,6 +131,7 @@ static void decoder_free(unl_decoder *d)
     unl_big_free(pool, d->keys, d->capkeys * sizeof *d->keys);
     unl_big_free(pool, d->keytext, d->keytextcap);
     free(d->slots);
+    unl_big_free(NULL, d->shapes, d->capshapes * sizeof *d->shapes);
     if (d->cloc != (locale_t)0)
         freelocale(d->cloc);
     memset(d, 0, sizeof *d);
@@ -209,7 +223,9 @@ static unsigned char key_info(const char *s, size_t n)
 static void forget_keys(unl_decoder *d)
 {
     d->nkeys = d->keytextlen = d->luakeys = 0;
-    d->first = 0;
+    d->nshapes = 0;
+    d->rootshape = 0;
+    d->rootn = 0;
     if (d->slots)
         memset(d->slots, 0, d->capslots * sizeof *d->slots);
 }
@@ -263,7 +279,8 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
     k->off = (uint32_t)d->keytextlen;
     k->len = (uint32_t)n;
     k->hash = h;
-    k->next = k->first = k->last = 0;
+    k->next = k->shape = k->last = 0;
+    k->nshape = 0;
     k->hits = k->misses = 0;
     k->unique = 0;
     k->plain = memchr(s, '\\', n) == NULL && memchr(s, '"', n) == NULL;
@@ -772,15 +789,39 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
     return 0;
 }
 
-static int value(parser *p, uint32_t key, unsigned char info, int depth);
+static int value(parser *p, uint32_t key, unsigned char info, uint32_t kind, int depth);
 
-static int object_value(parser *p, uint32_t key, int depth)
+/* The shape of object kind `kind` (a key id, 0 for none): 1 + where it
+ * starts in d->shapes, made empty when new; 0 when out of memory. */
+static uint32_t shape_of(unl_decoder *d, uint32_t kind)
+{
+    uint32_t sh = kind ? d->keys[kind].shape : d->rootshape;
+    if (sh)
+        return sh;
+    if (d->nshapes + SHAPE_MAX >= 0xFFFFFFFFu ||
+        reserve(NULL, (void **)&d->shapes, &d->capshapes, d->nshapes + SHAPE_MAX, sizeof *d->shapes) != 0)
+        return 0;
+    sh = (uint32_t)d->nshapes + 1;
+    d->nshapes += SHAPE_MAX;
+    if (kind) {
+        d->keys[kind].shape = sh;
+        d->keys[kind].nshape = 0;
+    } else {
+        d->rootshape = sh;
+        d->rootn = 0;
+    }
+    return sh;
+}
+
+static int object_value(parser *p, uint32_t key, uint32_t kind, int depth)
 {
     unl_decoder *d = p->d;
     size_t at = d->nnodes;
-    uint32_t count = 0, prev = 0;
+    uint32_t count = 0, prev = 0, m = 0, sh;
     if (emit(p, T_OBJ, key) == NULL)
         return -1;
+    if ((sh = shape_of(d, kind)) == 0)
+        return oom(p);
     p->i++;   /* '{' */
     skip_ws(p);
     if (p->i < p->len && p->s[p->i] == '}') {
@@ -795,7 +836,10 @@ static int object_value(parser *p, uint32_t key, int depth)
         int added = 0;
         if (p->i >= p->len || p->s[p->i] != '"')
             return fail(p, "syntax", "expected a member name");
-        guess = prev ? d->keys[prev].next : key ? d->keys[key].first : d->first;
+        if (m < (kind ? d->keys[kind].nshape : d->rootn))
+            guess = d->shapes[sh - 1 + m];
+        else
+            guess = prev ? d->keys[prev].next : 0;
         if (guess && same_string(p, guess)) {
             id = guess;
         } else {
@@ -810,11 +854,15 @@ static int object_value(parser *p, uint32_t key, int depth)
             return fail(p, "limit", "too many member names");
         if (prev)
             d->keys[prev].next = id;
-        else if (key)
-            d->keys[key].first = id;
-        else
-            d->first = id;
         prev = id;
+        if (m < SHAPE_MAX) {
+            d->shapes[sh - 1 + m] = id;
+            m++;
+            if (kind && d->keys[kind].nshape < m)
+                d->keys[kind].nshape = (unsigned char)m;
+            else if (!kind && d->rootn < m)
+                d->rootn = (unsigned char)m;
+        }
         skip_ws(p);
         if (p->i >= p->len || p->s[p->i] != ':')
             return fail(p, "syntax", "expected ':'");
@@ -825,7 +873,7 @@ static int object_value(parser *p, uint32_t key, int depth)
             if (literal(p, "null", 4) != 0)
                 return -1;
         } else {
-            if (value(p, id, d->keys[id].info, depth) != 0)
+            if (value(p, id, d->keys[id].info, id, depth) != 0)
                 return -1;
             count++;
         }
@@ -861,7 +909,7 @@ static int array_value(parser *p, uint32_t key, int depth)
     for (;;) {
         if (count == UNL_DECODE_MAX_ITEMS)
             return fail(p, "limit", "more than 100,000 items in one array");
-        if (value(p, 0, 0, depth) != 0)
+        if (value(p, 0, 0, key, depth) != 0)   /* its items are objects of the array's kind */
             return -1;
         count++;
         skip_ws(p);
@@ -880,8 +928,9 @@ static int array_value(parser *p, uint32_t key, int depth)
     return 0;
 }
 
-/* One value at p->i (no whitespace before it), depth containers deep. */
-static int value(parser *p, uint32_t key, unsigned char info, int depth)
+/* One value at p->i (no whitespace before it), depth containers deep; an
+ * object there is of kind `kind` (see SHAPE_MAX). */
+static int value(parser *p, uint32_t key, unsigned char info, uint32_t kind, int depth)
 {
     dnode *nd;
     if (p->i >= p->len)
@@ -891,7 +940,7 @@ static int value(parser *p, uint32_t key, unsigned char info, int depth)
     case '[':
         if (depth >= UNL_DECODE_MAX_DEPTH)
             return fail(p, "limit", "more than 100 levels of nesting");
-        return p->s[p->i] == '{' ? object_value(p, key, depth + 1)
+        return p->s[p->i] == '{' ? object_value(p, key, kind, depth + 1)
                                  : array_value(p, key, depth + 1);
     case '"':
         return string_value(p, key, info);
@@ -937,7 +986,7 @@ static int parse(parser *p, unl_decoder *d, const char *json, size_t len, int co
     if (len > 0x7FFFFFFFu)
         return fail(p, "limit", "an answer over 2 GB");
     skip_ws(p);
-    if (value(p, 0, 0, 0) != 0)
+    if (value(p, 0, 0, 0, 0) != 0)
         return -1;
     skip_ws(p);
     if (p->i != len)
@@ -1221,6 +1270,9 @@ static void shrink(unl_decoder *d)
     free(d->slots);
     d->slots = NULL;
     d->capslots = 0;
+    unl_big_free(NULL, d->shapes, d->capshapes * sizeof *d->shapes);
+    d->shapes = NULL;
+    d->nshapes = d->capshapes = 0;
     if (d->nnodes && (bytes = d->nnodes * sizeof *d->nodes,
                       np = unl_big_resize(d->pool, d->nodes, d->capnodes * sizeof *d->nodes, &bytes)) != NULL) {
         d->nodes = np;
