@@ -131,7 +131,7 @@ for _ = 1, 3 do
   runs[#runs + 1] = rates
 end
 os.remove(tmp)
-local function json_ratio(r) return (r.json_orders_per_s or 0) / r.cjson_orders_per_s end
+local function json_ratio(r) return r.json_vs_cjson or 0 end
 table.sort(runs, function(a, b) return json_ratio(a) < json_ratio(b) end)
 local ratios = {}
 for i, r in ipairs(runs) do ratios[i] = ("%.2f"):format(json_ratio(r)) end
