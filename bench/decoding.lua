@@ -3,8 +3,9 @@
 -- FILE holds the page (bench/inproc.lua writes it). Prints one JSON line:
 -- orders per second of cjson.decode alone, core.normalize alone, the old
 -- path (normalize, then cjson), the core's decoder (unleashed.json.decode)
--- and the Lua layer (bytes to order objects). Times are CPU time of this
--- process (os.clock).
+-- and the Lua layer (bytes to order objects), and the last two's ratios to
+-- cjson (json_vs_cjson, layer_vs_cjson). Times are CPU time of this process
+-- (os.clock).
 --
 -- Its own process: the one that rendered the page built the sandbox's whole
 -- heap (several hundred MB, freed but kept by malloc, scattered), which a
@@ -22,14 +23,21 @@ local f = assert(io.open(path, "rb"))
 local page = f:read("a")
 f:close()
 
--- Rounds of about 0.6 s each (a dozen pages, so the collector's cycles
--- average out), the candidates interleaved so that drift falls on all alike;
--- each figure is a median.
+-- Rounds of about 0.6 s per candidate (a dozen pages, so the collector's
+-- cycles average out), the candidates interleaved so that drift falls on all
+-- alike, in a fixed order that runs backwards every other round (so no
+-- candidate always follows the same one). Each candidate's rate is the
+-- median over the rounds; its ratio to cjson is the median of its ratios
+-- to cjson within each round, which a drift over the run does not move.
 local function rounds(fns, bytes, items, n)
-  local rates = {}
-  for name in pairs(fns) do rates[name] = {} end
-  for _ = 1, n do
-    for name, fn in pairs(fns) do
+  local names, rates = {}, {}
+  for name in pairs(fns) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do rates[name] = {} end
+  for r = 1, n do
+    for k = 1, #names do
+      local name = names[r % 2 == 1 and k or #names + 1 - k]
+      local fn = fns[name]
       collectgarbage()
       fn(bytes)
       local runs, s = 0, clock()
@@ -41,8 +49,14 @@ local function rounds(fns, bytes, items, n)
       list[#list + 1] = runs * items / (clock() - s)
     end
   end
-  for name, list in pairs(rates) do rates[name] = lib.median(list) end
-  return rates
+  local med, paired = {}, {}
+  for name, list in pairs(rates) do
+    med[name] = lib.median(list)
+    local ratios = {}
+    for r = 1, n do ratios[r] = list[r] / rates.cjson[r] end
+    paired[name] = lib.median(ratios)
+  end
+  return med, paired
 end
 
 local items = #cjson.decode(page).Items
@@ -57,11 +71,13 @@ if decoder.available then
 else
   out.layer_missing = decoder.missing
 end
-local rates = rounds(fns, page, items, 5)
+local rates, paired = rounds(fns, page, items, 7)
 out.cjson_orders_per_s = rates.cjson
 out.normalize_orders_per_s = rates.normalize
 out.old_orders_per_s = rates.old
 out.layer_orders_per_s = rates.layer
 out.json_orders_per_s = rates.json
+out.json_vs_cjson = paired.json
+out.layer_vs_cjson = paired.layer
 
 lib.emit(out)

@@ -114,12 +114,28 @@ f:write(page1000)
 f:close()
 local function sh_quote(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
 local script = debug.getinfo(1, "S").source:match("^@(.*)inproc%.lua$") .. "decoding.lua"
-local child = assert(io.popen("lua5.4 " .. sh_quote(script) .. " " .. sh_quote(tmp), "r"))
-local line = child:read("a")
-child:close()
+-- Three processes: a process's heap layout and the machine's state at the
+-- time move both rates, and not alike (ratios of one process ranged 1.6x to
+-- 1.9x on one build); the run whose decoder-to-cjson ratio is the median is
+-- the one reported, all its figures together.
+local runs = {}
+for _ = 1, 3 do
+  local child = assert(io.popen("lua5.4 " .. sh_quote(script) .. " " .. sh_quote(tmp), "r"))
+  local line = child:read("a")
+  child:close()
+  local ok, rates = pcall(cjson.decode, line:match("([^\n]*)\n*$") or "")
+  if not ok or type(rates) ~= "table" then
+    os.remove(tmp)
+    error("bench/decoding.lua failed: " .. line, 0)
+  end
+  runs[#runs + 1] = rates
+end
 os.remove(tmp)
-local ok, rates = pcall(cjson.decode, line:match("([^\n]*)\n*$") or "")
-if not ok or type(rates) ~= "table" then error("bench/decoding.lua failed: " .. line, 0) end
-for k, v in pairs(rates) do out[k] = v end
+local function json_ratio(r) return r.json_vs_cjson or 0 end
+table.sort(runs, function(a, b) return json_ratio(a) < json_ratio(b) end)
+local ratios = {}
+for i, r in ipairs(runs) do ratios[i] = ("%.2f"):format(json_ratio(r)) end
+out.decode_runs = table.concat(ratios, ", ")
+for k, v in pairs(runs[2]) do out[k] = v end
 
 lib.emit(out)

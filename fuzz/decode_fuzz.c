@@ -66,7 +66,7 @@ static int run(lua_State *L)
     {
         unl_page **box = unl_page_box(L);
         int pbox = lua_gettop(L);
-        *box = unl_page_parse((const char *)in->p, in->n);
+        *box = unl_page_parse((const char *)in->p, in->n, NULL);
         if (*box == NULL)
             return 0;   /* out of memory */
         lua_getfield(L, pbox, ok1 ? "doc" : "error");

@@ -45,6 +45,7 @@ typedef struct unl_event {
  * record of every attempt. Owned by a Client (request) or a Pager (a page). */
 typedef struct unl_xfer {
     CURL *easy;
+    unl_bigpool *pool;    /* where the body's buffer comes from (NULL: the kernel); not held */
     unl_buf body, head;
     size_t max_body;
     int failed;
@@ -87,7 +88,7 @@ typedef struct unl_client {
 
 double unl_now(void);
 void unl_sleep(double seconds);
-void unl_buf_free(unl_buf *b);
+void unl_buf_free(unl_buf *b, unl_bigpool *pool);
 void unl_xfer_free(unl_xfer *x);
 /* Starts a logical request: clears the attempt record, makes sure there is
  * room for retries + 1 events (so recording one never fails mid-transfer).

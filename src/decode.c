@@ -61,12 +61,22 @@ enum {
 typedef struct {
     uint32_t off, len, hash;
     uint32_t next;    /* the id that followed this one among siblings last time */
-    uint32_t first;   /* the id of the first member of an object held by this key last time */
+    uint32_t shape;   /* 1 + where in the shapes the members of the last object held by this
+                         key (its value, or an item of its array) start; 0: none yet */
     uint32_t last;    /* the id of this member's last string value */
     uint16_t hits, misses;   /* of its string values in the cache */
     unsigned char info, unique;   /* unique: its values seldom repeat, so are not cached */
     unsigned char plain;          /* no backslash or quote in its text */
+    unsigned char nshape;         /* members in its shape */
 } dkey;
+
+/* The member names of an object kind, in order, up to this many: objects of
+ * one kind (an order, a line, a supplier) list their members in the same
+ * order, so the name at each place is nearly always the one there last time
+ * and is then checked, not looked up. The kind is the key that holds the
+ * object (or the array it is an item of); beyond this many members, the
+ * name that followed the previous one last time is the guess. */
+#define SHAPE_MAX 64
 
 typedef struct {
     /* the tape of the last answer */
@@ -82,16 +92,20 @@ typedef struct {
     uint32_t *slots;         /* 0: empty; else a key id */
     size_t capslots;         /* a power of two, at least twice nkeys */
     size_t luakeys;          /* ids 1..luakeys have their string in the user value */
-    uint32_t first;          /* the first member's id of the last object outside any member */
+    uint32_t *shapes;        /* the shapes of object kinds, SHAPE_MAX ids each (see dkey) */
+    size_t nshapes, capshapes;
+    uint32_t rootshape;      /* the shape of objects held by no key (the root, a root array's items) */
+    unsigned char rootn;
     int busy;                /* a build is running: a nested decode takes a decoder of its own */
     locale_t cloc;           /* the C locale for strtod, made when first needed */
+    unl_bigpool *pool;       /* a page's: where its large buffers come from (held); else NULL */
 } unl_decoder;
 
 /* ---- buffers ------------------------------------------------------------ */
 
-static int reserve(void **p, size_t *cap, size_t need, size_t elem)
+static int reserve(unl_bigpool *pool, void **p, size_t *cap, size_t need, size_t elem)
 {
-    size_t ncap = *cap ? *cap : 64;
+    size_t ncap = *cap ? *cap : 64, bytes;
     void *np;
     if (need <= *cap)
         return 0;
@@ -100,21 +114,24 @@ static int reserve(void **p, size_t *cap, size_t need, size_t elem)
             return -1;
         ncap *= 2;
     }
-    np = unl_big_resize(*p, *cap * elem, ncap * elem);   /* a page's tape and strings: mapped */
+    bytes = ncap * elem;
+    np = unl_big_resize(pool, *p, *cap * elem, &bytes);   /* a page's tape and strings: mapped */
     if (np == NULL)
         return -1;
     *p = np;
-    *cap = ncap;
+    *cap = bytes / elem;
     return 0;
 }
 
 static void decoder_free(unl_decoder *d)
 {
-    unl_big_free(d->nodes, d->capnodes * sizeof *d->nodes);
-    unl_big_free(d->arena, d->arenacap);
-    unl_big_free(d->keys, d->capkeys * sizeof *d->keys);
-    unl_big_free(d->keytext, d->keytextcap);
+    unl_bigpool *pool = d->pool;
+    unl_big_free(pool, d->nodes, d->capnodes * sizeof *d->nodes);
+    unl_big_free(pool, d->arena, d->arenacap);
+    unl_big_free(pool, d->keys, d->capkeys * sizeof *d->keys);
+    unl_big_free(pool, d->keytext, d->keytextcap);
     free(d->slots);
+    unl_big_free(NULL, d->shapes, d->capshapes * sizeof *d->shapes);
     if (d->cloc != (locale_t)0)
         freelocale(d->cloc);
     memset(d, 0, sizeof *d);
@@ -138,6 +155,40 @@ static uint32_t hash_bytes(const char *s, size_t n)
     }
     h ^= h >> 29;
     return (uint32_t)h;
+}
+
+/* Whether a[0..n) and b[0..n) are the same bytes: the strings compared here
+ * (names, short values) are a few words long, where a call to memcmp costs
+ * more than the comparison; whole words, the last one overlapping. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, v;
+    size_t i;
+    if (n >= 8) {
+        for (i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if (u != v)
+            return 0;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return u == v;
+    }
+    for (i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
 }
 
 static int ends_with(const char *s, size_t n, const char *tail, size_t tn)
@@ -172,7 +223,9 @@ static unsigned char key_info(const char *s, size_t n)
 static void forget_keys(unl_decoder *d)
 {
     d->nkeys = d->keytextlen = d->luakeys = 0;
-    d->first = 0;
+    d->nshapes = 0;
+    d->rootshape = 0;
+    d->rootn = 0;
     if (d->slots)
         memset(d->slots, 0, d->capslots * sizeof *d->slots);
 }
@@ -206,7 +259,7 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
     dkey *k;
     if (guess) {
         k = &d->keys[guess];
-        if (k->len == n && memcmp(d->keytext + k->off, s, n) == 0)
+        if (k->len == n && same_bytes(d->keytext + k->off, s, n))
             return guess;
     }
     h = hash_bytes(s, n);
@@ -214,11 +267,11 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
         return 0;
     for (j = h & (d->capslots - 1); d->slots[j]; j = (j + 1) & (d->capslots - 1)) {
         k = &d->keys[d->slots[j]];
-        if (k->hash == h && k->len == n && memcmp(d->keytext + k->off, s, n) == 0)
+        if (k->hash == h && k->len == n && same_bytes(d->keytext + k->off, s, n))
             return d->slots[j];
     }
-    if (reserve((void **)&d->keys, &d->capkeys, d->nkeys + 2, sizeof *d->keys) != 0 ||
-        reserve((void **)&d->keytext, &d->keytextcap, d->keytextlen + n + 1, 1) != 0)
+    if (reserve(d->pool, (void **)&d->keys, &d->capkeys, d->nkeys + 2, sizeof *d->keys) != 0 ||
+        reserve(d->pool, (void **)&d->keytext, &d->keytextcap, d->keytextlen + n + 1, 1) != 0)
         return 0;
     *added = 1;
     d->nkeys++;
@@ -226,7 +279,8 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
     k->off = (uint32_t)d->keytextlen;
     k->len = (uint32_t)n;
     k->hash = h;
-    k->next = k->first = k->last = 0;
+    k->next = k->shape = k->last = 0;
+    k->nshape = 0;
     k->hits = k->misses = 0;
     k->unique = 0;
     k->plain = memchr(s, '\\', n) == NULL && memchr(s, '"', n) == NULL;
@@ -324,29 +378,34 @@ static int oom(parser *p)
     return -1;
 }
 
-static void skip_ws(parser *p)
+static void skip_ws_loop(parser *p)
+{
+    while (p->i < p->len && WS[(unsigned char)p->s[p->i]])
+        p->i++;
+}
+
+static inline void skip_ws(parser *p)
 {
     if (p->i < p->len && (unsigned char)p->s[p->i] > ' ')
         return;   /* the usual case: compact JSON */
-    while (p->i < p->len && WS[(unsigned char)p->s[p->i]])
-        p->i++;
+    skip_ws_loop(p);
 }
 
 /* Whether the string opening at p->i is exactly cached string id, written
  * without escapes: then p->i moves past it. The cached text must have no
  * backslash or quote, so that equal bytes mean equal strings. */
-static int same_string(parser *p, uint32_t id)
+static inline int same_string(parser *p, uint32_t id)
 {
     const dkey *k = &p->d->keys[id];
     size_t end = p->i + 1 + k->len;
     if (!k->plain || end >= p->len || p->s[end] != '"' ||
-        memcmp(p->s + p->i + 1, p->d->keytext + k->off, k->len) != 0)
+        !same_bytes(p->s + p->i + 1, p->d->keytext + k->off, k->len))
         return 0;
     p->i = end + 1;
     return 1;
 }
 
-static dnode *emit(parser *p, unsigned type, uint32_t key)
+static dnode *emit_slow(parser *p, unsigned type, uint32_t key)
 {
     unl_decoder *d = p->d;
     dnode *nd;
@@ -354,10 +413,24 @@ static dnode *emit(parser *p, unsigned type, uint32_t key)
         fail(p, "limit", "more than 2,000,000 values in one answer");
         return NULL;
     }
-    if (reserve((void **)&d->nodes, &d->capnodes, d->nnodes + 1, sizeof *d->nodes) != 0) {
+    if (reserve(d->pool, (void **)&d->nodes, &d->capnodes, d->nnodes + 1, sizeof *d->nodes) != 0) {
         oom(p);
         return NULL;
     }
+    nd = &d->nodes[d->nnodes++];
+    nd->tk = type | key << TYPE_BITS;
+    nd->n = 0;
+    nd->v.off = 0;
+    return nd;
+}
+
+/* A node at the end of the tape: in place while it has room. */
+static inline dnode *emit(parser *p, unsigned type, uint32_t key)
+{
+    unl_decoder *d = p->d;
+    dnode *nd;
+    if (d->nnodes >= d->capnodes || d->nnodes >= UNL_DECODE_MAX_NODES)
+        return emit_slow(p, type, key);
     nd = &d->nodes[d->nnodes++];
     nd->tk = type | key << TYPE_BITS;
     nd->n = 0;
@@ -447,7 +520,7 @@ static int read_string(parser *p, const char **text, size_t *n, int *in_arena)
             break;
         end += 2;
     }
-    if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + (end - start) + 1, 1) != 0)
+    if (reserve(d->pool, (void **)&d->arena, &d->arenacap, d->arenalen + (end - start) + 1, 1) != 0)
         return oom(p);
     o = d->arena + d->arenalen;
     memcpy(o, s + start, j - start);
@@ -588,7 +661,7 @@ static int read_number(parser *p, double *out)
             if (d->cloc == (locale_t)0)
                 return oom(p);
         }
-        if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
+        if (reserve(d->pool, (void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
             return oom(p);
         buf = d->arena + d->arenalen;
         memcpy(buf, s + start, n);
@@ -659,7 +732,7 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
         int64_t ms;
         size_t isolen;
         if (unl_parse_date(text, n, &ms) == 0 && (isolen = unl_format_iso(ms, iso)) != 0) {
-            if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + isolen, 1) != 0)
+            if (reserve(d->pool, (void **)&d->arena, &d->arenacap, d->arenalen + isolen, 1) != 0)
                 return oom(p);
             memcpy(d->arena + d->arenalen, iso, isolen);
             text = d->arena + d->arenalen;
@@ -701,7 +774,7 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
     nd->n = (uint32_t)n;
     if (!in_arena && p->copy) {
         /* one byte more: the arena exists even for an empty string */
-        if (reserve((void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
+        if (reserve(d->pool, (void **)&d->arena, &d->arenacap, d->arenalen + n + 1, 1) != 0)
             return oom(p);
         memcpy(d->arena + d->arenalen, text, n);
         text = d->arena + d->arenalen;
@@ -716,15 +789,39 @@ static int string_value(parser *p, uint32_t key, unsigned char info)
     return 0;
 }
 
-static int value(parser *p, uint32_t key, unsigned char info, int depth);
+static int value(parser *p, uint32_t key, unsigned char info, uint32_t kind, int depth);
 
-static int object_value(parser *p, uint32_t key, int depth)
+/* The shape of object kind `kind` (a key id, 0 for none): 1 + where it
+ * starts in d->shapes, made empty when new; 0 when out of memory. */
+static uint32_t shape_of(unl_decoder *d, uint32_t kind)
+{
+    uint32_t sh = kind ? d->keys[kind].shape : d->rootshape;
+    if (sh)
+        return sh;
+    if (d->nshapes + SHAPE_MAX >= 0xFFFFFFFFu ||
+        reserve(NULL, (void **)&d->shapes, &d->capshapes, d->nshapes + SHAPE_MAX, sizeof *d->shapes) != 0)
+        return 0;
+    sh = (uint32_t)d->nshapes + 1;
+    d->nshapes += SHAPE_MAX;
+    if (kind) {
+        d->keys[kind].shape = sh;
+        d->keys[kind].nshape = 0;
+    } else {
+        d->rootshape = sh;
+        d->rootn = 0;
+    }
+    return sh;
+}
+
+static int object_value(parser *p, uint32_t key, uint32_t kind, int depth)
 {
     unl_decoder *d = p->d;
     size_t at = d->nnodes;
-    uint32_t count = 0, prev = 0;
+    uint32_t count = 0, prev = 0, m = 0, sh;
     if (emit(p, T_OBJ, key) == NULL)
         return -1;
+    if ((sh = shape_of(d, kind)) == 0)
+        return oom(p);
     p->i++;   /* '{' */
     skip_ws(p);
     if (p->i < p->len && p->s[p->i] == '}') {
@@ -739,7 +836,10 @@ static int object_value(parser *p, uint32_t key, int depth)
         int added = 0;
         if (p->i >= p->len || p->s[p->i] != '"')
             return fail(p, "syntax", "expected a member name");
-        guess = prev ? d->keys[prev].next : key ? d->keys[key].first : d->first;
+        if (m < (kind ? d->keys[kind].nshape : d->rootn))
+            guess = d->shapes[sh - 1 + m];
+        else
+            guess = prev ? d->keys[prev].next : 0;
         if (guess && same_string(p, guess)) {
             id = guess;
         } else {
@@ -754,11 +854,15 @@ static int object_value(parser *p, uint32_t key, int depth)
             return fail(p, "limit", "too many member names");
         if (prev)
             d->keys[prev].next = id;
-        else if (key)
-            d->keys[key].first = id;
-        else
-            d->first = id;
         prev = id;
+        if (m < SHAPE_MAX) {
+            d->shapes[sh - 1 + m] = id;
+            m++;
+            if (kind && d->keys[kind].nshape < m)
+                d->keys[kind].nshape = (unsigned char)m;
+            else if (!kind && d->rootn < m)
+                d->rootn = (unsigned char)m;
+        }
         skip_ws(p);
         if (p->i >= p->len || p->s[p->i] != ':')
             return fail(p, "syntax", "expected ':'");
@@ -769,7 +873,7 @@ static int object_value(parser *p, uint32_t key, int depth)
             if (literal(p, "null", 4) != 0)
                 return -1;
         } else {
-            if (value(p, id, d->keys[id].info, depth) != 0)
+            if (value(p, id, d->keys[id].info, id, depth) != 0)
                 return -1;
             count++;
         }
@@ -805,7 +909,7 @@ static int array_value(parser *p, uint32_t key, int depth)
     for (;;) {
         if (count == UNL_DECODE_MAX_ITEMS)
             return fail(p, "limit", "more than 100,000 items in one array");
-        if (value(p, 0, 0, depth) != 0)
+        if (value(p, 0, 0, key, depth) != 0)   /* its items are objects of the array's kind */
             return -1;
         count++;
         skip_ws(p);
@@ -824,8 +928,9 @@ static int array_value(parser *p, uint32_t key, int depth)
     return 0;
 }
 
-/* One value at p->i (no whitespace before it), depth containers deep. */
-static int value(parser *p, uint32_t key, unsigned char info, int depth)
+/* One value at p->i (no whitespace before it), depth containers deep; an
+ * object there is of kind `kind` (see SHAPE_MAX). */
+static int value(parser *p, uint32_t key, unsigned char info, uint32_t kind, int depth)
 {
     dnode *nd;
     if (p->i >= p->len)
@@ -835,7 +940,7 @@ static int value(parser *p, uint32_t key, unsigned char info, int depth)
     case '[':
         if (depth >= UNL_DECODE_MAX_DEPTH)
             return fail(p, "limit", "more than 100 levels of nesting");
-        return p->s[p->i] == '{' ? object_value(p, key, depth + 1)
+        return p->s[p->i] == '{' ? object_value(p, key, kind, depth + 1)
                                  : array_value(p, key, depth + 1);
     case '"':
         return string_value(p, key, info);
@@ -881,7 +986,7 @@ static int parse(parser *p, unl_decoder *d, const char *json, size_t len, int co
     if (len > 0x7FFFFFFFu)
         return fail(p, "limit", "an answer over 2 GB");
     skip_ws(p);
-    if (value(p, 0, 0, 0) != 0)
+    if (value(p, 0, 0, 0, 0) != 0)
         return -1;
     skip_ws(p);
     if (p->i != len)
@@ -1161,25 +1266,32 @@ struct unl_page {
 static void shrink(unl_decoder *d)
 {
     void *np;
+    size_t bytes;
     free(d->slots);
     d->slots = NULL;
     d->capslots = 0;
-    if (d->nnodes &&
-        (np = unl_big_resize(d->nodes, d->capnodes * sizeof *d->nodes, d->nnodes * sizeof *d->nodes)) != NULL) {
+    unl_big_free(NULL, d->shapes, d->capshapes * sizeof *d->shapes);
+    d->shapes = NULL;
+    d->nshapes = d->capshapes = 0;
+    if (d->nnodes && (bytes = d->nnodes * sizeof *d->nodes,
+                      np = unl_big_resize(d->pool, d->nodes, d->capnodes * sizeof *d->nodes, &bytes)) != NULL) {
         d->nodes = np;
-        d->capnodes = d->nnodes;
+        d->capnodes = bytes / sizeof *d->nodes;
     }
-    if (d->arenalen && (np = unl_big_resize(d->arena, d->arenacap, d->arenalen)) != NULL) {
+    if (d->arenalen && (bytes = d->arenalen,
+                        np = unl_big_resize(d->pool, d->arena, d->arenacap, &bytes)) != NULL) {
         d->arena = np;
-        d->arenacap = d->arenalen;
+        d->arenacap = bytes;
     }
-    if (d->keytextlen && (np = unl_big_resize(d->keytext, d->keytextcap, d->keytextlen)) != NULL) {
+    if (d->keytextlen && (bytes = d->keytextlen,
+                          np = unl_big_resize(d->pool, d->keytext, d->keytextcap, &bytes)) != NULL) {
         d->keytext = np;
-        d->keytextcap = d->keytextlen;
+        d->keytextcap = bytes;
     }
-    if ((np = unl_big_resize(d->keys, d->capkeys * sizeof *d->keys, (d->nkeys + 1) * sizeof *d->keys)) != NULL) {
+    bytes = (d->nkeys + 1) * sizeof *d->keys;
+    if ((np = unl_big_resize(d->pool, d->keys, d->capkeys * sizeof *d->keys, &bytes)) != NULL) {
         d->keys = np;
-        d->capkeys = d->nkeys + 1;
+        d->capkeys = bytes / sizeof *d->keys;
     }
 }
 
@@ -1230,12 +1342,22 @@ static int index_page(unl_page *pg)
     return 0;
 }
 
-unl_page *unl_page_parse(const char *body, size_t len)
+unl_page *unl_page_parse(const char *body, size_t len, unl_bigpool *pool)
 {
     parser p;
     unl_page *pg = calloc(1, sizeof *pg);
     if (pg == NULL)
         return NULL;
+    unl_bigpool_hold(pool);
+    pg->d.pool = pool;
+    /* The tape and its strings at about their final sizes at once (an
+     * answer's JSON has some 30 bytes a value, a sixth of it in strings):
+     * one buffer each, not a run of doublings; shrink() trims them. */
+    if (reserve(pool, (void **)&pg->d.nodes, &pg->d.capnodes, len / 24 + 64, sizeof *pg->d.nodes) != 0 ||
+        reserve(pool, (void **)&pg->d.arena, &pg->d.arenacap, len / 5 + 64, 1) != 0) {
+        unl_page_free(pg);
+        return NULL;
+    }
     if (parse(&p, &pg->d, body, len, 1) != 0) {
         if (strcmp(p.kind, "memory") == 0) {
             unl_page_free(pg);
@@ -1257,7 +1379,9 @@ unl_page *unl_page_parse(const char *body, size_t len)
 void unl_page_free(unl_page *pg)
 {
     if (pg) {
-        decoder_free(&pg->d);
+        unl_bigpool *pool = pg->d.pool;
+        decoder_free(&pg->d);   /* its buffers back to the pool */
+        unl_bigpool_drop(pool);
         free(pg->items);
         free(pg);
     }
@@ -1440,7 +1564,7 @@ static int l_parse_page(lua_State *L)
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     unl_page **box = unl_page_box(L);
-    *box = unl_page_parse(s, len);
+    *box = unl_page_parse(s, len, NULL);
     if (*box == NULL)
         return luaL_error(L, "not enough memory");
     return 1;

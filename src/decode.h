@@ -33,8 +33,10 @@ int unl_decode_push(lua_State *L, int idx, const char *json, size_t len);
 #define UNL_PAGE_MT "unleashed.Page"
 typedef struct unl_page unl_page;
 /* Parses body[0..len); NULL when out of memory. A page that is not JSON or
- * is past the limits still comes back, holding the reason (page:error()). */
-unl_page *unl_page_parse(const char *body, size_t len);
+ * is past the limits still comes back, holding the reason (page:error()).
+ * pool (NULL or held by the caller) gives the page's large buffers, and
+ * takes them back when the page is freed: the page holds it till then. */
+unl_page *unl_page_parse(const char *body, size_t len, unl_bigpool *pool);
 void unl_page_free(unl_page *pg);
 /* Pushes an empty Page box; what is stored in it is the box's to free. Its
  * methods: count, item(i), pagination, doc, error. */

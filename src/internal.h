@@ -40,10 +40,19 @@ size_t unl_format_iso(int64_t ms, char out[UNL_ISO_MAX]);
 /* Buffers of UNL_BIG_BUFFER bytes or more live in mappings of their own
  * (bigbuf.c says why). p is NULL or a buffer of cap bytes made here; the
  * resized buffer (NULL when out of memory, p then unchanged) holds the
- * first min(cap, ncap) bytes; ncap 0 frees. */
+ * first min(cap, *ncap) bytes, and *ncap is set to its capacity: at least
+ * what was asked (a mapping's is whole pages, and one taken from a pool
+ * may be larger). *ncap 0 frees. */
 #define UNL_BIG_BUFFER ((size_t)256 * 1024)
-void *unl_big_resize(void *p, size_t cap, size_t ncap);
-void unl_big_free(void *p, size_t cap);
+/* pool: NULL, or freed mappings kept for the next buffer (bigbuf.c);
+ * new() returns it held once, NULL when out of memory; drop() lets go of
+ * a hold, and the last frees it with what it keeps. */
+typedef struct unl_bigpool unl_bigpool;
+unl_bigpool *unl_bigpool_new(size_t max_bytes);
+void unl_bigpool_hold(unl_bigpool *pool);
+void unl_bigpool_drop(unl_bigpool *pool);
+void *unl_big_resize(unl_bigpool *pool, void *p, size_t cap, size_t *ncap);
+void unl_big_free(unl_bigpool *pool, void *p, size_t cap);
 
 #include "json_encode.h"   /* unl_format_float, shared with the query encoder */
 /* Retry-After: delta-seconds or an HTTP date (IMF-fixdate, RFC 850, asctime).

@@ -23,6 +23,7 @@
 
 #define MAX_PAGE 1000000000
 #define POLL_MS 1000
+#define PAGE_POOL_BYTES ((size_t)16 * 1024 * 1024)
 
 /* A page that arrived whole with a 2xx is QUEUED for the parser thread,
  * PARSING while it reads the body, then DONE with the parsed page; any other
@@ -47,6 +48,7 @@ struct unl_pager {
     char *url, *path;            /* scratch, sized at creation */
     size_t urlcap, pathcap;
     slot *slots;
+    unl_bigpool *pool;           /* the large buffers of its bodies and pages (held; pages hold it too) */
     int conc, first, last, next_out, next_start;
     int oom;
     unl_settings s;
@@ -91,6 +93,8 @@ void unl_pager_release(unl_pager *p, int client_closed)
         free(p->slots);
         p->slots = NULL;
     }
+    unl_bigpool_drop(p->pool);   /* the pages it made keep it while they live */
+    p->pool = NULL;
     if (p->multi) {
         curl_multi_cleanup(p->multi);
         p->multi = NULL;
@@ -156,9 +160,9 @@ static void *parser_main(void *arg)
         body = job->x.body.p ? job->x.body.p : "";
         len = job->x.body.len;
         pthread_mutex_unlock(&p->mu);
-        pg = unl_page_parse(body, len);   /* the slot's body is left alone meanwhile */
+        pg = unl_page_parse(body, len, p->pool);   /* the slot's body is left alone meanwhile */
         if (pg)
-            unl_buf_free(&job->x.body);   /* the page holds what it needs: the window holds pages, not bodies */
+            unl_buf_free(&job->x.body, p->pool);   /* the page holds what it needs: the window holds pages, not bodies */
         pthread_mutex_lock(&p->mu);
         job->parsed = pg;
         job->state = SLOT_DONE;
@@ -435,7 +439,7 @@ static int l_pager_next(lua_State *L)
         unl_pager_release(p, 0);   /* nothing left in flight: give the handles back now */
     if (box && *box) {
         /* Parsed: the body is not needed any more. */
-        unl_buf_free(&out->body);
+        unl_buf_free(&out->body, out->pool);
     }
     lua_pushinteger(L, page);
     unl_push_result(L, out);
@@ -551,9 +555,16 @@ int unl_client_pager(lua_State *L)
     } else {
         p->query[0] = '\0';
     }
-    for (i = 0; i < (size_t)conc; i++)
+    /* Freed buffers kept for the next page: a page's three (body, tape,
+     * strings) at page size 1000, more of them at smaller sizes. */
+    p->pool = unl_bigpool_new(PAGE_POOL_BYTES);
+    if (p->pool == NULL)
+        return luaL_error(L, "not enough memory");
+    for (i = 0; i < (size_t)conc; i++) {
+        p->slots[i].x.pool = p->pool;
         if (unl_xfer_begin(&p->slots[i].x, retries) != 0)
             return luaL_error(L, "not enough memory");
+    }
     if (unl_sign(c->key, c->keylen, signed_text, slen, sig) != 0) {
         OPENSSL_cleanse(sig, sizeof sig);
         unl_push_openssl_error(L, "HMAC-SHA256 failed");

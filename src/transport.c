@@ -39,15 +39,15 @@ void unl_sleep(double seconds)
 
 /* ---- buffers ------------------------------------------------------------ */
 
-void unl_buf_free(unl_buf *b)
+void unl_buf_free(unl_buf *b, unl_bigpool *pool)
 {
-    unl_big_free(b->p, b->cap);   /* a page's body: mapped (bigbuf.c) */
+    unl_big_free(pool, b->p, b->cap);   /* a page's body: mapped (bigbuf.c) */
     b->p = NULL;
     b->len = b->cap = 0;
 }
 
 /* 0, or -1 when the allocation failed. */
-static int buf_add(unl_buf *b, const char *s, size_t n)
+static int buf_add(unl_bigpool *pool, unl_buf *b, const char *s, size_t n)
 {
     if (n > b->cap - b->len) {
         size_t cap = b->cap ? b->cap : 4096;
@@ -57,7 +57,7 @@ static int buf_add(unl_buf *b, const char *s, size_t n)
                 return -1;
             cap *= 2;
         }
-        p = unl_big_resize(b->p, b->cap, cap);
+        p = unl_big_resize(pool, b->p, b->cap, &cap);
         if (p == NULL)
             return -1;
         b->p = p;
@@ -79,7 +79,22 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
         x->failed |= UNL_FAIL_BODY;
         return 0;   /* CURLE_WRITE_ERROR */
     }
-    if (buf_add(&x->body, ptr, n) != 0) {
+    if (x->body.cap == 0) {
+        /* Room for the whole body at once when its length is announced:
+         * one buffer of its size, not a run of doublings (a hint only: a
+         * body longer than announced grows as usual). */
+        curl_off_t announced = -1;
+        if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
+            announced > (curl_off_t)n && (uint64_t)announced <= (uint64_t)x->max_body) {
+            size_t cap = (size_t)announced;
+            char *p = unl_big_resize(x->pool, NULL, 0, &cap);
+            if (p != NULL) {
+                x->body.p = p;
+                x->body.cap = cap;
+            }
+        }
+    }
+    if (buf_add(x->pool, &x->body, ptr, n) != 0) {
         x->failed |= UNL_FAIL_OOM;
         return 0;
     }
@@ -119,8 +134,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
         while (vs < ve && is_space(ptr[vs]))
             vs++;
         x->head.len--;   /* drop the value's NUL, append " more", re-terminate */
-        if (buf_add(&x->head, " ", 1) != 0 || buf_add(&x->head, ptr + vs, ve - vs) != 0
-            || buf_add(&x->head, "", 1) != 0) {
+        if (buf_add(NULL, &x->head, " ", 1) != 0 || buf_add(NULL, &x->head, ptr + vs, ve - vs) != 0
+            || buf_add(NULL, &x->head, "", 1) != 0) {
             x->failed |= UNL_FAIL_OOM;
             return 0;
         }
@@ -137,13 +152,13 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
         char ch = ptr[i];
         if (ch >= 'A' && ch <= 'Z')
             ch = (char)(ch - 'A' + 'a');
-        if (buf_add(&x->head, &ch, 1) != 0) {
+        if (buf_add(NULL, &x->head, &ch, 1) != 0) {
             x->failed |= UNL_FAIL_OOM;
             return 0;
         }
     }
-    if (buf_add(&x->head, "", 1) != 0 || buf_add(&x->head, ptr + vs, ve - vs) != 0
-        || buf_add(&x->head, "", 1) != 0) {
+    if (buf_add(NULL, &x->head, "", 1) != 0 || buf_add(NULL, &x->head, ptr + vs, ve - vs) != 0
+        || buf_add(NULL, &x->head, "", 1) != 0) {
         x->failed |= UNL_FAIL_OOM;
         return 0;
     }
@@ -158,8 +173,8 @@ void unl_xfer_free(unl_xfer *x)
         curl_easy_cleanup(x->easy);
         x->easy = NULL;
     }
-    unl_buf_free(&x->body);
-    unl_buf_free(&x->head);
+    unl_buf_free(&x->body, x->pool);
+    unl_buf_free(&x->head, NULL);
     free(x->events);
     x->events = NULL;
     x->nevents = x->capevents = 0;
@@ -452,6 +467,7 @@ void unl_hold_take(unl_xfer *dst, unl_xfer *src)
     unl_xfer_free(dst);
     *dst = *src;
     dst->easy = NULL;   /* the handle stays with its owner */
+    dst->pool = NULL;   /* so does the pool: a hold may outlive it */
     memset(&src->body, 0, sizeof src->body);
     memset(&src->head, 0, sizeof src->head);
     src->events = NULL;
