@@ -94,6 +94,16 @@ static size_t page_round(size_t n)
     return (n + 4095) & ~(size_t)4095;
 }
 
+/* Whether a kept mapping of a bytes serves a request for ncap better than
+ * one of b: one that holds ncap over one that does not; of two that do, the
+ * smaller; of two that do not, the larger (fewer new pages to write). */
+static int better(size_t a, size_t b, size_t ncap)
+{
+    if ((a >= ncap) != (b >= ncap))
+        return a >= ncap;
+    return a >= ncap ? a < b : a > b;
+}
+
 /* A mapping of at least ncap bytes, *got its length: a kept one when there
  * is one (the smallest that holds ncap, else the largest, grown: the pages
  * it has written stay), else a new one. NULL when out of memory. */
@@ -105,12 +115,9 @@ static void *map_new(unl_bigpool *pool, size_t ncap, size_t *got)
     if (pool != NULL) {
         int i, pick = -1;
         pthread_mutex_lock(&pool->mu);
-        for (i = 0; i < pool->n; i++) {
-            if (pick < 0 ||
-                (pool->cap[i] >= ncap ? pool->cap[pick] < ncap || pool->cap[i] < pool->cap[pick]
-                                      : pool->cap[pick] < ncap && pool->cap[i] > pool->cap[pick]))
+        for (i = 0; i < pool->n; i++)
+            if (pick < 0 || better(pool->cap[i], pool->cap[pick], ncap))
                 pick = i;
-        }
         if (pick >= 0) {
             np = pool->p[pick];
             have = pool->cap[pick];

@@ -60,14 +60,13 @@ enum {
 
 typedef struct {
     uint32_t off, len, hash;
-    uint32_t next;    /* the id that followed this one among siblings last time */
-    uint32_t shape;   /* 1 + where in the shapes the members of the last object held by this
-                         key (its value, or an item of its array) start; 0: none yet */
+    uint32_t next;    /* the id that followed this one last time, past an object's first SHAPE_MAX */
+    uint32_t shape;   /* 1 + where in the shapes the shape of the objects held by this key (its
+                         value, or the items of its array) starts; 0: none yet */
     uint32_t last;    /* the id of this member's last string value */
     uint16_t hits, misses;   /* of its string values in the cache */
     unsigned char info, unique;   /* unique: its values seldom repeat, so are not cached */
     unsigned char plain;          /* no backslash or quote in its text */
-    unsigned char nshape;         /* members in its shape */
 } dkey;
 
 /* The member names of an object kind, in order, up to this many: objects of
@@ -75,7 +74,8 @@ typedef struct {
  * order, so the name at each place is nearly always the one there last time
  * and is then checked, not looked up. The kind is the key that holds the
  * object (or the array it is an item of); beyond this many members, the
- * name that followed the previous one last time is the guess. */
+ * name that followed the previous one last time is the guess. A shape is
+ * SHAPE_MAX + 1 ids in d->shapes: how many are known, then the ids. */
 #define SHAPE_MAX 64
 
 typedef struct {
@@ -92,10 +92,9 @@ typedef struct {
     uint32_t *slots;         /* 0: empty; else a key id */
     size_t capslots;         /* a power of two, at least twice nkeys */
     size_t luakeys;          /* ids 1..luakeys have their string in the user value */
-    uint32_t *shapes;        /* the shapes of object kinds, SHAPE_MAX ids each (see dkey) */
+    uint32_t *shapes;        /* the shapes of object kinds (see SHAPE_MAX) */
     size_t nshapes, capshapes;
     uint32_t rootshape;      /* the shape of objects held by no key (the root, a root array's items) */
-    unsigned char rootn;
     int busy;                /* a build is running: a nested decode takes a decoder of its own */
     locale_t cloc;           /* the C locale for strtod, made when first needed */
     unl_bigpool *pool;       /* a page's: where its large buffers come from (held); else NULL */
@@ -225,7 +224,6 @@ static void forget_keys(unl_decoder *d)
     d->nkeys = d->keytextlen = d->luakeys = 0;
     d->nshapes = 0;
     d->rootshape = 0;
-    d->rootn = 0;
     if (d->slots)
         memset(d->slots, 0, d->capslots * sizeof *d->slots);
 }
@@ -280,7 +278,6 @@ static uint32_t key_id(unl_decoder *d, const char *s, size_t n, uint32_t guess, 
     k->len = (uint32_t)n;
     k->hash = h;
     k->next = k->shape = k->last = 0;
-    k->nshape = 0;
     k->hits = k->misses = 0;
     k->unique = 0;
     k->plain = memchr(s, '\\', n) == NULL && memchr(s, '"', n) == NULL;
@@ -405,32 +402,25 @@ static inline int same_string(parser *p, uint32_t id)
     return 1;
 }
 
-static dnode *emit_slow(parser *p, unsigned type, uint32_t key)
+/* Room for one more node on the tape: 0, or -1 past the limit or out of
+ * memory. */
+static int grow_tape(parser *p)
 {
     unl_decoder *d = p->d;
-    dnode *nd;
-    if (d->nnodes >= UNL_DECODE_MAX_NODES) {
-        fail(p, "limit", "more than 2,000,000 values in one answer");
-        return NULL;
-    }
-    if (reserve(d->pool, (void **)&d->nodes, &d->capnodes, d->nnodes + 1, sizeof *d->nodes) != 0) {
-        oom(p);
-        return NULL;
-    }
-    nd = &d->nodes[d->nnodes++];
-    nd->tk = type | key << TYPE_BITS;
-    nd->n = 0;
-    nd->v.off = 0;
-    return nd;
+    if (d->nnodes >= UNL_DECODE_MAX_NODES)
+        return fail(p, "limit", "more than 2,000,000 values in one answer");
+    if (reserve(d->pool, (void **)&d->nodes, &d->capnodes, d->nnodes + 1, sizeof *d->nodes) != 0)
+        return oom(p);
+    return 0;
 }
 
-/* A node at the end of the tape: in place while it has room. */
+/* A node at the end of the tape. */
 static inline dnode *emit(parser *p, unsigned type, uint32_t key)
 {
     unl_decoder *d = p->d;
     dnode *nd;
-    if (d->nnodes >= d->capnodes || d->nnodes >= UNL_DECODE_MAX_NODES)
-        return emit_slow(p, type, key);
+    if ((d->nnodes >= d->capnodes || d->nnodes >= UNL_DECODE_MAX_NODES) && grow_tape(p) != 0)
+        return NULL;
     nd = &d->nodes[d->nnodes++];
     nd->tk = type | key << TYPE_BITS;
     nd->n = 0;
@@ -798,18 +788,16 @@ static uint32_t shape_of(unl_decoder *d, uint32_t kind)
     uint32_t sh = kind ? d->keys[kind].shape : d->rootshape;
     if (sh)
         return sh;
-    if (d->nshapes + SHAPE_MAX >= 0xFFFFFFFFu ||
-        reserve(NULL, (void **)&d->shapes, &d->capshapes, d->nshapes + SHAPE_MAX, sizeof *d->shapes) != 0)
+    if (d->nshapes + SHAPE_MAX + 1 >= 0xFFFFFFFFu ||
+        reserve(NULL, (void **)&d->shapes, &d->capshapes, d->nshapes + SHAPE_MAX + 1, sizeof *d->shapes) != 0)
         return 0;
     sh = (uint32_t)d->nshapes + 1;
-    d->nshapes += SHAPE_MAX;
-    if (kind) {
+    d->shapes[d->nshapes] = 0;   /* no member known yet */
+    d->nshapes += SHAPE_MAX + 1;
+    if (kind)
         d->keys[kind].shape = sh;
-        d->keys[kind].nshape = 0;
-    } else {
+    else
         d->rootshape = sh;
-        d->rootn = 0;
-    }
     return sh;
 }
 
@@ -836,8 +824,8 @@ static int object_value(parser *p, uint32_t key, uint32_t kind, int depth)
         int added = 0;
         if (p->i >= p->len || p->s[p->i] != '"')
             return fail(p, "syntax", "expected a member name");
-        if (m < (kind ? d->keys[kind].nshape : d->rootn))
-            guess = d->shapes[sh - 1 + m];
+        if (m < d->shapes[sh - 1])
+            guess = d->shapes[sh + m];
         else
             guess = prev ? d->keys[prev].next : 0;
         if (guess && same_string(p, guess)) {
@@ -852,17 +840,14 @@ static int object_value(parser *p, uint32_t key, uint32_t kind, int depth)
         }
         if (id >= (1u << (32 - TYPE_BITS)))
             return fail(p, "limit", "too many member names");
-        if (prev)
-            d->keys[prev].next = id;
-        prev = id;
         if (m < SHAPE_MAX) {
-            d->shapes[sh - 1 + m] = id;
-            m++;
-            if (kind && d->keys[kind].nshape < m)
-                d->keys[kind].nshape = (unsigned char)m;
-            else if (!kind && d->rootn < m)
-                d->rootn = (unsigned char)m;
+            d->shapes[sh + m] = id;
+            if (d->shapes[sh - 1] < ++m)
+                d->shapes[sh - 1] = m;
+        } else if (prev) {
+            d->keys[prev].next = id;   /* past the shape: the guess for the next object */
         }
+        prev = id;
         skip_ws(p);
         if (p->i >= p->len || p->s[p->i] != ':')
             return fail(p, "syntax", "expected ':'");
